@@ -1,0 +1,1169 @@
+
+/*
+ * ngx_http_classify_module: an LLM classification gate in front of a chat
+ * backend.
+ *
+ * This file is the module: the "classifier" block and the classify_*
+ * directives, their configuration structures, the variables and the
+ * registration.  The request path lives in src/.
+ */
+
+
+#include "ngx_http_classify.h"
+
+
+#define NGX_HTTP_CLASSIFY_MAX_FILE      (1024 * 1024)
+#define NGX_HTTP_CLASSIFY_MAX_WORD      32
+#define NGX_HTTP_CLASSIFY_MAX_CONTEXT   1000
+
+
+static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);
+static void *ngx_http_classify_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_classify_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+
+static char *ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_classifier_setting(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
+static char *ngx_http_classifier_check(ngx_conf_t *cf,
+    ngx_http_classify_classifier_t *cl);
+static char *ngx_http_classify_read_file(ngx_conf_t *cf,
+    ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *text);
+static void ngx_http_classify_trim(ngx_str_t *s);
+static char *ngx_http_classify(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+static ngx_int_t ngx_http_classify_verdict_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_session_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_results_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_conf_enum_t  ngx_http_classify_modes[] = {
+    { ngx_string("parallel"), NGX_HTTP_CLASSIFY_MODE_PARALLEL },
+    { ngx_string("sequential"), NGX_HTTP_CLASSIFY_MODE_SEQUENTIAL },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_classify_resolves[] = {
+    { ngx_string("priority"), NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY },
+    { ngx_string("first"), NGX_HTTP_CLASSIFY_RESOLVE_FIRST },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_classify_inputs[] = {
+    { ngx_string("auto"), NGX_HTTP_CLASSIFY_INPUT_AUTO },
+    { ngx_string("openai"), NGX_HTTP_CLASSIFY_INPUT_OPENAI },
+    { ngx_string("fields"), NGX_HTTP_CLASSIFY_INPUT_FIELDS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_classify_reply_formats[] = {
+    { ngx_string("auto"), NGX_HTTP_CLASSIFY_REPLY_AUTO },
+    { ngx_string("openai"), NGX_HTTP_CLASSIFY_REPLY_OPENAI },
+    { ngx_string("sse"), NGX_HTTP_CLASSIFY_REPLY_SSE },
+    { ngx_string("text"), NGX_HTTP_CLASSIFY_REPLY_TEXT },
+    { ngx_string("json"), NGX_HTTP_CLASSIFY_REPLY_JSON },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_classify_commands[] = {
+
+    { ngx_string("classifier"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_http_classifier_block,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("classify"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_classify,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("classify_pass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_classify_pass_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, pass),
+      NULL },
+
+    { ngx_string("classify_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, mode),
+      &ngx_http_classify_modes },
+
+    { ngx_string("classify_resolve"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, resolve),
+      &ngx_http_classify_resolves },
+
+    { ngx_string("classify_input"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, input),
+      &ngx_http_classify_inputs },
+
+    { ngx_string("classify_query_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, query_field),
+      NULL },
+
+    { ngx_string("classify_session_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, session_field),
+      NULL },
+
+    { ngx_string("classify_session"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, session),
+      NULL },
+
+    { ngx_string("classify_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, timeout),
+      NULL },
+
+    { ngx_string("classify_reply_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, reply_format),
+      &ngx_http_classify_reply_formats },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_classify_module_ctx = {
+    ngx_http_classify_add_variables,       /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_classify_create_main_conf,    /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_classify_create_loc_conf,     /* create location configuration */
+    ngx_http_classify_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_classify_module = {
+    NGX_MODULE_V1,
+    &ngx_http_classify_module_ctx,         /* module context */
+    ngx_http_classify_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_classify_vars[] = {
+
+    { ngx_string("classify_verdict"), NULL,
+      ngx_http_classify_verdict_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_time"), NULL,
+      ngx_http_classify_time_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_session"), NULL,
+      ngx_http_classify_session_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_results"), NULL,
+      ngx_http_classify_results_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_classify_pass_name = ngx_string("pass");
+static ngx_str_t  ngx_http_classify_error_name = ngx_string("error");
+
+
+static ngx_int_t
+ngx_http_classify_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_classify_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_classify_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_classify_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_classify_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&cmcf->classifiers, cf->pool, 4,
+                       sizeof(ngx_http_classify_classifier_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return cmcf;
+}
+
+
+static void *
+ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_classify_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_classify_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->names = NULL;
+     *     conf->classifiers = NULL;
+     *     conf->pass = { 0, NULL };
+     *     conf->query_field = { 0, NULL };
+     *     conf->session_field = { 0, NULL };
+     *     conf->max_context = 0;
+     */
+
+    conf->mode = NGX_CONF_UNSET_UINT;
+    conf->resolve = NGX_CONF_UNSET_UINT;
+    conf->input = NGX_CONF_UNSET_UINT;
+    conf->reply_format = NGX_CONF_UNSET_UINT;
+    conf->session = NGX_CONF_UNSET_PTR;
+    conf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_classify_loc_conf_t *prev = parent;
+    ngx_http_classify_loc_conf_t *conf = child;
+
+    ngx_str_t                       *name;
+    ngx_uint_t                       i, j;
+    ngx_http_classify_main_conf_t   *cmcf;
+    ngx_http_classify_classifier_t  *cl, **clp;
+
+    ngx_conf_merge_str_value(conf->pass, prev->pass, "");
+    ngx_conf_merge_uint_value(conf->mode, prev->mode,
+                              NGX_HTTP_CLASSIFY_MODE_PARALLEL);
+    ngx_conf_merge_uint_value(conf->resolve, prev->resolve,
+                              NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY);
+    ngx_conf_merge_uint_value(conf->input, prev->input,
+                              NGX_HTTP_CLASSIFY_INPUT_AUTO);
+    ngx_conf_merge_uint_value(conf->reply_format, prev->reply_format,
+                              NGX_HTTP_CLASSIFY_REPLY_AUTO);
+    ngx_conf_merge_str_value(conf->query_field, prev->query_field,
+                             "user_query");
+    ngx_conf_merge_str_value(conf->session_field, prev->session_field,
+                             "session_id");
+    ngx_conf_merge_ptr_value(conf->session, prev->session, NULL);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
+
+    if (conf->names == NULL || conf->classifiers) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * "classify" names classifiers that may be defined anywhere in http{}:
+     * they are looked up here, once the whole block has been read
+     */
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_classify_module);
+
+    conf->classifiers = ngx_array_create(cf->pool, conf->names->nelts,
+                                    sizeof(ngx_http_classify_classifier_t *));
+    if (conf->classifiers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    name = conf->names->elts;
+
+    for (i = 0; i < conf->names->nelts; i++) {
+        cl = cmcf->classifiers.elts;
+
+        for (j = 0; j < cmcf->classifiers.nelts; j++) {
+            if (cl[j].name.len == name[i].len
+                && ngx_strncmp(cl[j].name.data, name[i].data, name[i].len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == cmcf->classifiers.nelts) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown classifier \"%V\" in \"classify\" "
+                          "directive in %s:%ui",
+                          &name[i], conf->file, conf->line);
+            return NGX_CONF_ERROR;
+        }
+
+        clp = ngx_array_push(conf->classifiers);
+        if (clp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *clp = &cl[j];
+
+        if (cl[j].context > conf->max_context) {
+            conf->max_context = cl[j].context;
+        }
+    }
+
+    if (conf->pass.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"classify\" directive in %s:%ui needs "
+                      "\"classify_pass\": where passing requests go",
+                      conf->file, conf->line);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* classifier NAME { ... } */
+
+static char *
+ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_classify_main_conf_t *cmcf = conf;
+
+    char                            *rv;
+    ngx_str_t                       *value;
+    ngx_uint_t                       i;
+    ngx_conf_t                       save;
+    ngx_http_classify_classifier_t  *cl;
+
+    value = cf->args->elts;
+
+    cl = cmcf->classifiers.elts;
+
+    for (i = 0; i < cmcf->classifiers.nelts; i++) {
+        if (cl[i].name.len == value[1].len
+            && ngx_strncmp(cl[i].name.data, value[1].data, value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate classifier \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!ngx_http_classify_isalnum(value[1].data[i]) && value[1].data[i] != '_') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid classifier name \"%V\": use letters, "
+                               "digits and \"_\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cl = ngx_array_push(&cmcf->classifiers);
+    if (cl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(cl, sizeof(ngx_http_classify_classifier_t));
+
+    cl->name = value[1];
+    cl->protocol = NGX_CONF_UNSET_UINT;
+    cl->context = NGX_CONF_UNSET_UINT;
+    cl->max_tokens = NGX_CONF_UNSET_UINT;
+    cl->timeout = NGX_CONF_UNSET_MSEC;
+    cl->on_error = NGX_CONF_UNSET_UINT;
+    cl->shadow = NGX_CONF_UNSET;
+    cl->positive = NGX_CONF_UNSET_PTR;
+    cl->file = cf->conf_file->file.name.data;
+    cl->line = cf->conf_file->line;
+
+    save = *cf;
+    cf->handler = ngx_http_classifier_setting;
+    cf->handler_conf = (char *) cl;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    return ngx_http_classifier_check(cf, cl);
+}
+
+
+/* one line inside classifier { ... } */
+
+static char *
+ngx_http_classifier_setting(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    ngx_http_classify_classifier_t  *cl = conf;
+
+    u_char      *p;
+    ngx_int_t    n;
+    ngx_str_t   *value, *word, *name, text;
+    ngx_uint_t   i, nargs;
+
+    value = cf->args->elts;
+    name = &value[0];
+    nargs = cf->args->nelts - 1;
+
+#define ngx_http_classifier_is(s)                                             \
+    (name->len == sizeof(s) - 1 && ngx_strcmp(name->data, s) == 0)
+
+    if (ngx_http_classifier_is("positive")) {
+
+        if (nargs == 0) {
+            goto args;
+        }
+
+        if (cl->positive != NGX_CONF_UNSET_PTR) {
+            goto duplicate;
+        }
+
+        cl->positive = ngx_array_create(cf->pool, nargs, sizeof(ngx_str_t));
+        if (cl->positive == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 1; i <= nargs; i++) {
+            if (value[i].len == 0 || value[i].len > NGX_HTTP_CLASSIFY_MAX_WORD)
+            {
+                goto invalid_word;
+            }
+
+            for (p = value[i].data; p < value[i].data + value[i].len; p++) {
+                if (!ngx_http_classify_isalnum(*p)) {
+                    goto invalid_word;
+                }
+            }
+
+            word = ngx_array_push(cl->positive);
+            if (word == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *word = value[i];
+            ngx_strlow(word->data, word->data, word->len);
+            continue;
+
+        invalid_word:
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid word \"%V\" in \"positive\" of "
+                               "classifier \"%V\": letters and digits, "
+                               "at most %d", &value[i], &cl->name,
+                               NGX_HTTP_CLASSIFY_MAX_WORD);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (nargs != 1) {
+        goto args;
+    }
+
+    if (ngx_http_classifier_is("pass")) {
+        if (cl->pass_uri.data) {
+            goto duplicate;
+        }
+
+        if (value[1].data[0] != '/') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"pass\" \"%V\" in classifier \"%V\": "
+                               "a location URI starting with \"/\"",
+                               &value[1], &cl->name);
+            return NGX_CONF_ERROR;
+        }
+
+        cl->pass_uri = value[1];
+
+        p = (u_char *) ngx_strlchr(value[1].data, value[1].data + value[1].len,
+                                   '?');
+        if (p) {
+            cl->pass_uri.len = p - value[1].data;
+            cl->pass_args.data = p + 1;
+            cl->pass_args.len = value[1].data + value[1].len - p - 1;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("protocol")) {
+        if (cl->protocol != NGX_CONF_UNSET_UINT) {
+            goto duplicate;
+        }
+
+        if (ngx_strcmp(value[1].data, "openai") == 0) {
+            cl->protocol = NGX_HTTP_CLASSIFY_PROTO_OPENAI;
+
+        } else if (ngx_strcmp(value[1].data, "json") == 0) {
+            cl->protocol = NGX_HTTP_CLASSIFY_PROTO_JSON;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("model")) {
+        if (cl->model.data) {
+            goto duplicate;
+        }
+
+        cl->model = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("prompt")
+        || ngx_http_classifier_is("prompt_file"))
+    {
+        if (cl->prompt.data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "classifier \"%V\" has a prompt already",
+                               &cl->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (name->len == sizeof("prompt") - 1) {
+            cl->prompt = value[1];
+
+        } else if (ngx_http_classify_read_file(cf, cl, &value[1], &text)
+                   != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+
+        } else {
+            cl->prompt = text;
+        }
+
+        ngx_http_classify_trim(&cl->prompt);
+
+        if (cl->prompt.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "empty \"%V\" in classifier \"%V\"",
+                               name, &cl->name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("reply") || ngx_http_classifier_is("reply_file"))
+    {
+        if (cl->reply.data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "classifier \"%V\" has a reply already",
+                               &cl->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (name->len == sizeof("reply") - 1) {
+            cl->reply = value[1];
+
+        } else if (ngx_http_classify_read_file(cf, cl, &value[1], &text)
+                   != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+
+        } else {
+            cl->reply = text;
+        }
+
+        ngx_http_classify_trim(&cl->reply);
+
+        if (cl->reply.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "empty \"%V\" in classifier \"%V\"",
+                               name, &cl->name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("context")
+        || ngx_http_classifier_is("max_tokens"))
+    {
+        n = ngx_atoi(value[1].data, value[1].len);
+
+        if (n == NGX_ERROR || n > NGX_HTTP_CLASSIFY_MAX_CONTEXT) {
+            goto invalid;
+        }
+
+        if (name->len == sizeof("context") - 1) {
+            if (cl->context != NGX_CONF_UNSET_UINT) {
+                goto duplicate;
+            }
+
+            cl->context = n;
+
+        } else {
+            if (cl->max_tokens != NGX_CONF_UNSET_UINT) {
+                goto duplicate;
+            }
+
+            if (n == 0) {
+                goto invalid;
+            }
+
+            cl->max_tokens = n;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("timeout")) {
+        if (cl->timeout != NGX_CONF_UNSET_MSEC) {
+            goto duplicate;
+        }
+
+        cl->timeout = ngx_parse_time(&value[1], 0);
+
+        if (cl->timeout == (ngx_msec_t) NGX_ERROR || cl->timeout == 0) {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("on_error")) {
+        if (cl->on_error != NGX_CONF_UNSET_UINT) {
+            goto duplicate;
+        }
+
+        if (ngx_strcmp(value[1].data, "pass") == 0) {
+            cl->on_error = NGX_HTTP_CLASSIFY_ON_ERROR_PASS;
+
+        } else if (ngx_strcmp(value[1].data, "block") == 0) {
+            cl->on_error = NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_classifier_is("shadow")) {
+        if (cl->shadow != NGX_CONF_UNSET) {
+            goto duplicate;
+        }
+
+        if (ngx_strcmp(value[1].data, "on") == 0) {
+            cl->shadow = 1;
+
+        } else if (ngx_strcmp(value[1].data, "off") == 0) {
+            cl->shadow = 0;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+#undef ngx_http_classifier_is
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown directive \"%V\" in classifier \"%V\"",
+                       name, &cl->name);
+    return NGX_CONF_ERROR;
+
+args:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid number of arguments in \"%V\" of "
+                       "classifier \"%V\"", name, &cl->name);
+    return NGX_CONF_ERROR;
+
+duplicate:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" is duplicate in classifier \"%V\"",
+                       name, &cl->name);
+    return NGX_CONF_ERROR;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" of classifier \"%V\"",
+                       &value[1], name, &cl->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* defaults, and what a classifier cannot do without */
+
+static char *
+ngx_http_classifier_check(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl)
+{
+    ngx_str_t  *word;
+
+    if (cl->pass_uri.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "classifier \"%V\" has no \"pass\"", &cl->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cl->protocol == NGX_CONF_UNSET_UINT) {
+        cl->protocol = NGX_HTTP_CLASSIFY_PROTO_OPENAI;
+    }
+
+    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_OPENAI
+        && cl->prompt.data == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "classifier \"%V\" has no \"prompt\" or "
+                           "\"prompt_file\"", &cl->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cl->shadow == NGX_CONF_UNSET) {
+        cl->shadow = 0;
+    }
+
+    if (!cl->shadow && cl->reply.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "classifier \"%V\" has no \"reply\" or "
+                           "\"reply_file\"", &cl->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cl->context == NGX_CONF_UNSET_UINT) {
+        cl->context = 0;
+    }
+
+    if (cl->max_tokens == NGX_CONF_UNSET_UINT) {
+        cl->max_tokens = NGX_HTTP_CLASSIFY_DEFAULT_MAX_TOKENS;
+    }
+
+    if (cl->timeout == NGX_CONF_UNSET_MSEC) {
+        cl->timeout = 5000;
+    }
+
+    if (cl->on_error == NGX_CONF_UNSET_UINT) {
+        cl->on_error = NGX_HTTP_CLASSIFY_ON_ERROR_PASS;
+    }
+
+    if (cl->positive == NGX_CONF_UNSET_PTR) {
+        cl->positive = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (cl->positive == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        word = ngx_array_push_n(cl->positive, 2);
+        if (word == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&word[0], "true");
+        ngx_str_set(&word[1], "yes");
+    }
+
+    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_OPENAI
+        && ngx_http_classify_build_prefix(cf->pool, cl) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* prompt_file, reply_file: relative to the configuration prefix */
+
+static char *
+ngx_http_classify_read_file(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl,
+    ngx_str_t *name, ngx_str_t *text)
+{
+    off_t            size;
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_str_t        file;
+    ngx_file_info_t  fi;
+
+    file = *name;
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "classifier \"%V\": cannot open \"%s\"",
+                           &cl->name, file.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "classifier \"%V\": cannot stat \"%s\"",
+                           &cl->name, file.data);
+        goto failed;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size > NGX_HTTP_CLASSIFY_MAX_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "classifier \"%V\": \"%s\" is bigger than %d bytes",
+                           &cl->name, file.data, NGX_HTTP_CLASSIFY_MAX_FILE);
+        goto failed;
+    }
+
+    text->data = ngx_pnalloc(cf->pool, size + 1);
+    if (text->data == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, text->data, size);
+
+    if (n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "classifier \"%V\": cannot read \"%s\"",
+                           &cl->name, file.data);
+        goto failed;
+    }
+
+    text->len = size;
+    text->data[size] = '\0';
+
+    ngx_close_file(fd);
+
+    return NGX_CONF_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static void
+ngx_http_classify_trim(ngx_str_t *s)
+{
+    while (s->len
+           && (s->data[s->len - 1] == '\n' || s->data[s->len - 1] == '\r'
+               || s->data[s->len - 1] == ' ' || s->data[s->len - 1] == '\t'))
+    {
+        s->len--;
+    }
+}
+
+
+/* classify NAME ...; */
+
+static char *
+ngx_http_classify(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_classify_loc_conf_t *clcf = conf;
+
+    ngx_str_t                 *value, *name;
+    ngx_uint_t                 i, j;
+    ngx_http_core_loc_conf_t  *core;
+
+    if (clcf->names) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    clcf->names = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                   sizeof(ngx_str_t));
+    if (clcf->names == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        for (j = 1; j < i; j++) {
+            if (value[j].len == value[i].len
+                && ngx_strncmp(value[j].data, value[i].data, value[i].len)
+                   == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "classifier \"%V\" is listed twice",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        name = ngx_array_push(clcf->names);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *name = value[i];
+    }
+
+    clcf->file = cf->conf_file->file.name.data;
+    clcf->line = cf->conf_file->line;
+
+    core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    core->handler = ngx_http_classify_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* classify_pass @named | /uri[?args]; */
+
+static char *
+ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2
+        || (value[1].data[0] != '@' && value[1].data[0] != '/'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"classify_pass\" \"%V\": a named "
+                           "location (\"@name\") or a URI (\"/path\")",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_str_slot(cf, cmd, conf);
+}
+
+
+const char *
+ngx_http_classify_outcome(ngx_http_classify_call_t *call)
+{
+    if (!call->started) {
+        return call->timedout ? "timeout" : "skipped";
+    }
+
+    if (call->timedout) {
+        return "timeout";
+    }
+
+    if (call->aborted && call->verdict == NGX_HTTP_CLASSIFY_PENDING) {
+        return "aborted";
+    }
+
+    switch (call->verdict) {
+    case NGX_HTTP_CLASSIFY_POSITIVE:
+        return "positive";
+    case NGX_HTTP_CLASSIFY_NEGATIVE:
+        return "negative";
+    case NGX_HTTP_CLASSIFY_ERROR:
+        return "error";
+    default:
+        return "pending";
+    }
+}
+
+
+ngx_str_t *
+ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx)
+{
+    if (ctx->verdict == NGX_HTTP_CLASSIFY_PASS) {
+        return &ngx_http_classify_pass_name;
+    }
+
+    if (ctx->verdict >= 0) {
+        return &ctx->calls[ctx->verdict].classifier->name;
+    }
+
+    return &ngx_http_classify_error_name;
+}
+
+
+static ngx_int_t
+ngx_http_classify_verdict_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *name;
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    name = ngx_http_classify_verdict_name(ctx);
+
+    v->data = name->data;
+    v->len = name->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_classify_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL || !ctx->decided) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 4);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ngx_sprintf(p, "%M.%03M", ctx->usec / 1000, ctx->usec % 1000)
+             - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_classify_session_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = ctx->input.session.data;
+    v->len = ctx->input.session.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* "name:outcome:ms,name:outcome:ms", in the order of "classify" */
+
+static ngx_int_t
+ngx_http_classify_results_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_uint_t                 i;
+    ngx_http_classify_ctx_t   *ctx;
+    ngx_http_classify_call_t  *call;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->calls == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (i = 0; i < ctx->ncalls; i++) {
+        len += ctx->calls[i].classifier->name.len
+               + sizeof(",:positive:.000") + NGX_INT_T_LEN;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < ctx->ncalls; i++) {
+        call = &ctx->calls[i];
+
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_sprintf(p, "%V:%s:%M.%03M", &call->classifier->name,
+                        ngx_http_classify_outcome(call),
+                        call->usec / 1000, call->usec % 1000);
+    }
+
+    v->len = p - v->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}

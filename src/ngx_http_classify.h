@@ -1,0 +1,226 @@
+
+/*
+ * ngx_http_classify_module: shared types.
+ *
+ * The configuration (classifiers, location settings), the per-request
+ * context of the gate and the prototypes that tie the source files
+ * together.  The pure parts (input parsing, JSON building, verdict
+ * parsing and resolution, reply rendering) take only a pool and strings,
+ * so that they can be unit-tested and fuzzed without a request.
+ */
+
+
+#ifndef _NGX_HTTP_CLASSIFY_H_INCLUDED_
+#define _NGX_HTTP_CLASSIFY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_CLASSIFY_PROTO_OPENAI     0
+#define NGX_HTTP_CLASSIFY_PROTO_JSON       1
+
+#define NGX_HTTP_CLASSIFY_ON_ERROR_PASS    0
+#define NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK   1
+
+#define NGX_HTTP_CLASSIFY_MODE_PARALLEL    0
+#define NGX_HTTP_CLASSIFY_MODE_SEQUENTIAL  1
+
+#define NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY 0
+#define NGX_HTTP_CLASSIFY_RESOLVE_FIRST    1
+
+#define NGX_HTTP_CLASSIFY_INPUT_AUTO       0
+#define NGX_HTTP_CLASSIFY_INPUT_OPENAI     1
+#define NGX_HTTP_CLASSIFY_INPUT_FIELDS     2
+
+#define NGX_HTTP_CLASSIFY_REPLY_AUTO       0
+#define NGX_HTTP_CLASSIFY_REPLY_OPENAI     1
+#define NGX_HTTP_CLASSIFY_REPLY_SSE        2
+#define NGX_HTTP_CLASSIFY_REPLY_TEXT       3
+#define NGX_HTTP_CLASSIFY_REPLY_JSON       4
+
+/* the answer of one classifier */
+#define NGX_HTTP_CLASSIFY_PENDING          0   /* not decided yet */
+#define NGX_HTTP_CLASSIFY_NEGATIVE         1
+#define NGX_HTTP_CLASSIFY_POSITIVE         2
+#define NGX_HTTP_CLASSIFY_ERROR            3
+
+/* the outcome of the whole decision */
+#define NGX_HTTP_CLASSIFY_UNDECIDED        -1
+#define NGX_HTTP_CLASSIFY_PASS             -2
+
+#define NGX_HTTP_CLASSIFY_DEFAULT_MAX_TOKENS  5
+
+
+#define ngx_http_classify_isalnum(c)                                          \
+    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z')                 \
+     || ((c) >= 'A' && (c) <= 'Z'))
+
+
+typedef struct {
+    ngx_str_t                      name;
+
+    ngx_str_t                      pass_uri;
+    ngx_str_t                      pass_args;
+
+    ngx_uint_t                     protocol;
+    ngx_str_t                      model;
+    ngx_str_t                      prompt;
+    ngx_uint_t                     context;
+    ngx_uint_t                     max_tokens;
+    ngx_array_t                   *positive;      /* of ngx_str_t, lowercase */
+    ngx_msec_t                     timeout;
+    ngx_uint_t                     on_error;
+    ngx_str_t                      reply;
+    ngx_flag_t                     shadow;
+
+    /* built once at configuration time */
+    ngx_str_t                      body_prefix;   /* openai: up to messages */
+
+    u_char                        *file;          /* where it was defined */
+    ngx_uint_t                     line;
+} ngx_http_classify_classifier_t;
+
+
+typedef struct {
+    ngx_array_t                    classifiers;   /* of classifier_t */
+} ngx_http_classify_main_conf_t;
+
+
+typedef struct {
+    ngx_array_t                   *names;         /* of ngx_str_t */
+    ngx_array_t                   *classifiers;   /* of classifier_t * */
+    u_char                        *file;          /* "classify" directive */
+    ngx_uint_t                     line;
+
+    ngx_str_t                      pass;          /* "classify_pass" */
+
+    ngx_uint_t                     mode;
+    ngx_uint_t                     resolve;
+    ngx_uint_t                     input;
+    ngx_uint_t                     reply_format;
+    ngx_str_t                      query_field;
+    ngx_str_t                      session_field;
+    ngx_http_complex_value_t      *session;
+    ngx_msec_t                     timeout;
+    ngx_uint_t                     max_context;   /* largest "context" */
+} ngx_http_classify_loc_conf_t;
+
+
+/* one message of conversation context */
+typedef struct {
+    ngx_str_t                      role;
+    ngx_str_t                      content;
+} ngx_http_classify_msg_t;
+
+
+/* what the client's body says */
+typedef struct {
+    ngx_str_t                      query;
+    ngx_str_t                      session;
+    ngx_str_t                      model;
+    ngx_array_t                    context;       /* of msg_t, oldest first */
+    unsigned                       openai:1;      /* chat-completions body */
+    unsigned                       stream:1;      /* "stream": true */
+} ngx_http_classify_input_t;
+
+
+typedef struct ngx_http_classify_ctx_s  ngx_http_classify_ctx_t;
+
+
+/* one classifier call of one request */
+typedef struct {
+    ngx_http_classify_classifier_t  *classifier;
+    ngx_http_classify_ctx_t         *ctx;
+    ngx_http_request_t              *sr;
+    ngx_http_post_subrequest_t       ps;
+
+    ngx_msec_t                       deadline;
+    struct timeval                   start;
+    ngx_msec_int_t                   usec;        /* time to the answer */
+
+    ngx_uint_t                       verdict;     /* PENDING .. ERROR */
+    const char                      *cause;       /* why an ERROR */
+    ngx_uint_t                       status;      /* upstream status */
+
+    unsigned                         started:1;
+    unsigned                         done:1;      /* answer recorded */
+    unsigned                         aborted:1;   /* by the gate */
+    unsigned                         timedout:1;
+} ngx_http_classify_call_t;
+
+
+struct ngx_http_classify_ctx_s {
+    ngx_http_request_t              *request;
+    ngx_http_classify_loc_conf_t    *conf;
+
+    ngx_http_classify_input_t        input;
+
+    ngx_http_classify_call_t        *calls;
+    ngx_uint_t                       ncalls;
+    ngx_int_t                        first_positive;  /* resolve first */
+
+    ngx_event_t                      timer;
+    ngx_msec_t                       deadline;    /* classify_timeout */
+    struct timeval                   start;
+
+    ngx_int_t                        verdict;     /* index, PASS or ... */
+    ngx_msec_int_t                   usec;        /* decision time */
+
+    unsigned                         waiting:1;   /* classifiers running */
+    unsigned                         decided:1;
+    unsigned                         error:1;     /* decided by an error */
+};
+
+
+extern ngx_module_t  ngx_http_classify_module;
+
+
+/* module */
+const char *ngx_http_classify_outcome(ngx_http_classify_call_t *call);
+ngx_str_t *ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx);
+
+/* gate */
+ngx_int_t ngx_http_classify_handler(ngx_http_request_t *r);
+ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);
+
+/* subrequests */
+ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call);
+void ngx_http_classify_abort(ngx_http_classify_call_t *call);
+void ngx_http_classify_elapsed(ngx_http_classify_call_t *call);
+ngx_uint_t ngx_http_classify_pending_shadows(ngx_http_classify_ctx_t *ctx);
+
+/* verdicts (pure) */
+ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
+    u_char *data, size_t len, const char **cause);
+ngx_int_t ngx_http_classify_resolve(ngx_http_classify_call_t *calls,
+    ngx_uint_t n, ngx_uint_t resolve, ngx_int_t first_positive);
+ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
+
+/* input (pure) */
+ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,
+    ngx_http_classify_loc_conf_t *clcf, u_char *data, size_t len,
+    ngx_http_classify_input_t *in, const char **err);
+
+/* JSON building (pure) */
+size_t ngx_http_classify_json_str_len(ngx_str_t *s);
+u_char *ngx_http_classify_json_str(u_char *p, ngx_str_t *s);
+ngx_int_t ngx_http_classify_build_body(ngx_pool_t *pool,
+    ngx_http_classify_classifier_t *cl, ngx_http_classify_input_t *in,
+    ngx_str_t *body);
+ngx_int_t ngx_http_classify_build_prefix(ngx_pool_t *pool,
+    ngx_http_classify_classifier_t *cl);
+
+/* replies (pure) */
+ngx_uint_t ngx_http_classify_reply_format(ngx_uint_t conf,
+    ngx_http_classify_input_t *in, ngx_str_t *accept);
+ngx_int_t ngx_http_classify_render_reply(ngx_pool_t *pool,
+    ngx_uint_t format, ngx_http_classify_classifier_t *cl,
+    ngx_http_classify_input_t *in, ngx_str_t *id, time_t now,
+    ngx_str_t *content_type, ngx_str_t *body);
+
+
+#endif /* _NGX_HTTP_CLASSIFY_H_INCLUDED_ */
