@@ -36,6 +36,8 @@ static char *ngx_http_classify(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_classify_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 static ngx_int_t ngx_http_classify_verdict_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -69,6 +71,20 @@ static ngx_conf_enum_t  ngx_http_classify_inputs[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_classify_on_errors[] = {
+    { ngx_string("pass"), NGX_HTTP_CLASSIFY_ON_ERROR_PASS },
+    { ngx_string("block"), NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_classify_orders[] = {
+    { ngx_string("rpush"), NGX_HTTP_CLASSIFY_ORDER_RPUSH },
+    { ngx_string("lpush"), NGX_HTTP_CLASSIFY_ORDER_LPUSH },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_classify_reply_formats[] = {
     { ngx_string("auto"), NGX_HTTP_CLASSIFY_REPLY_AUTO },
     { ngx_string("openai"), NGX_HTTP_CLASSIFY_REPLY_OPENAI },
@@ -76,6 +92,11 @@ static ngx_conf_enum_t  ngx_http_classify_reply_formats[] = {
     { ngx_string("text"), NGX_HTTP_CLASSIFY_REPLY_TEXT },
     { ngx_string("json"), NGX_HTTP_CLASSIFY_REPLY_JSON },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_classify_context_max_bounds = {
+    ngx_conf_check_num_bounds, 1, 100000
 };
 
 
@@ -104,21 +125,21 @@ static ngx_command_t  ngx_http_classify_commands[] = {
 
     { ngx_string("classify_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_classify_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_classify_loc_conf_t, mode),
       &ngx_http_classify_modes },
 
     { ngx_string("classify_resolve"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_classify_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_classify_loc_conf_t, resolve),
       &ngx_http_classify_resolves },
 
     { ngx_string("classify_input"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_classify_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_classify_loc_conf_t, input),
       &ngx_http_classify_inputs },
@@ -153,10 +174,59 @@ static ngx_command_t  ngx_http_classify_commands[] = {
 
     { ngx_string("classify_reply_format"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_classify_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_classify_loc_conf_t, reply_format),
       &ngx_http_classify_reply_formats },
+
+    { ngx_string("classify_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_classify_redis_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("classify_redis_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, redis_key),
+      NULL },
+
+    { ngx_string("classify_redis_on_error"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_classify_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, redis_on_error),
+      &ngx_http_classify_on_errors },
+
+    { ngx_string("classify_context_order"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_classify_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, context_order),
+      &ngx_http_classify_orders },
+
+    { ngx_string("classify_context_store"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, context_store),
+      NULL },
+
+    { ngx_string("classify_context_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, context_max),
+      &ngx_http_classify_context_max_bounds },
+
+    { ngx_string("classify_context_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, context_ttl),
+      NULL },
 
       ngx_null_command
 };
@@ -184,10 +254,10 @@ ngx_module_t  ngx_http_classify_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_classify_redis_init_process,  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_classify_redis_exit_process,  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -255,6 +325,13 @@ ngx_http_classify_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&cmcf->redis, cf->pool, 1,
+                       sizeof(ngx_http_classify_redis_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return cmcf;
 }
 
@@ -286,6 +363,13 @@ ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
     conf->reply_format = NGX_CONF_UNSET_UINT;
     conf->session = NGX_CONF_UNSET_PTR;
     conf->timeout = NGX_CONF_UNSET_MSEC;
+    conf->redis = NGX_CONF_UNSET_PTR;
+    conf->redis_key = NGX_CONF_UNSET_PTR;
+    conf->redis_on_error = NGX_CONF_UNSET_UINT;
+    conf->context_order = NGX_CONF_UNSET_UINT;
+    conf->context_store = NGX_CONF_UNSET;
+    conf->context_max = NGX_CONF_UNSET_UINT;
+    conf->context_ttl = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -297,10 +381,13 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_classify_loc_conf_t *prev = parent;
     ngx_http_classify_loc_conf_t *conf = child;
 
-    ngx_str_t                       *name;
-    ngx_uint_t                       i, j;
-    ngx_http_classify_main_conf_t   *cmcf;
-    ngx_http_classify_classifier_t  *cl, **clp;
+    ngx_str_t                          *name;
+    ngx_uint_t                          i, j;
+    ngx_http_classify_main_conf_t      *cmcf;
+    ngx_http_classify_classifier_t     *cl, **clp;
+    ngx_http_compile_complex_value_t    ccv;
+    static ngx_str_t                    default_key =
+                                            ngx_string("chat:$classify_session");
 
     ngx_conf_merge_str_value(conf->pass, prev->pass, "");
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
@@ -317,6 +404,34 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              "session_id");
     ngx_conf_merge_ptr_value(conf->session, prev->session, NULL);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
+    ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
+    ngx_conf_merge_ptr_value(conf->redis_key, prev->redis_key, NULL);
+    ngx_conf_merge_uint_value(conf->redis_on_error, prev->redis_on_error,
+                              NGX_HTTP_CLASSIFY_ON_ERROR_PASS);
+    ngx_conf_merge_uint_value(conf->context_order, prev->context_order,
+                              NGX_HTTP_CLASSIFY_ORDER_RPUSH);
+    ngx_conf_merge_value(conf->context_store, prev->context_store, 0);
+    ngx_conf_merge_uint_value(conf->context_max, prev->context_max, 50);
+    ngx_conf_merge_msec_value(conf->context_ttl, prev->context_ttl,
+                              86400000);
+
+    if (conf->redis && conf->redis_key == NULL) {
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &default_key;
+        ccv.complex_value = ngx_palloc(cf->pool,
+                                       sizeof(ngx_http_complex_value_t));
+        if (ccv.complex_value == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->redis_key = ccv.complex_value;
+    }
 
     if (conf->names == NULL || conf->classifiers) {
         return NGX_CONF_OK;
@@ -990,6 +1105,53 @@ ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_conf_set_str_slot(cf, cmd, conf);
+}
+
+
+/* ngx_conf_set_enum_slot(), with a message that names the directive */
+
+static char *
+ngx_http_classify_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *last;
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+    u_char            buf[NGX_MAX_CONF_ERRSTR];
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    last = buf;
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        last = ngx_slprintf(last, buf + sizeof(buf), "%s\"%V\"",
+                            i ? ", " : "", &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be one of %*s",
+                       &value[1], &cmd->name, last - buf, buf);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -35,6 +35,9 @@
 #define NGX_HTTP_CLASSIFY_INPUT_OPENAI     1
 #define NGX_HTTP_CLASSIFY_INPUT_FIELDS     2
 
+#define NGX_HTTP_CLASSIFY_ORDER_RPUSH      0   /* newest last */
+#define NGX_HTTP_CLASSIFY_ORDER_LPUSH      1   /* newest first */
+
 #define NGX_HTTP_CLASSIFY_REPLY_AUTO       0
 #define NGX_HTTP_CLASSIFY_REPLY_OPENAI     1
 #define NGX_HTTP_CLASSIFY_REPLY_SSE        2
@@ -84,8 +87,36 @@ typedef struct {
 } ngx_http_classify_classifier_t;
 
 
+typedef struct ngx_http_classify_redis_op_s  ngx_http_classify_redis_op_t;
+
+
+/* one Redis server: its settings and this worker's connection to it */
+typedef struct {
+    ngx_str_t                      name;          /* as configured */
+    ngx_str_t                      host;          /* IP, null-terminated */
+    ngx_int_t                      port;
+    ngx_str_t                      unix_path;     /* null-terminated */
+    ngx_uint_t                     db;
+    ngx_str_t                      password;
+    ngx_msec_t                     connect_timeout;
+    ngx_msec_t                     timeout;
+
+    void                          *ac;            /* redisAsyncContext */
+    ngx_connection_t              *connection;
+    ngx_event_t                    reconnect;
+    ngx_event_t                    connect_timer;
+    ngx_msec_t                     backoff;
+    ngx_log_t                     *log;
+
+    unsigned                       connected:1;
+    unsigned                       down:1;        /* outage logged */
+    unsigned                       exiting:1;
+} ngx_http_classify_redis_t;
+
+
 typedef struct {
     ngx_array_t                    classifiers;   /* of classifier_t */
+    ngx_array_t                    redis;         /* of redis_t * */
 } ngx_http_classify_main_conf_t;
 
 
@@ -106,6 +137,14 @@ typedef struct {
     ngx_http_complex_value_t      *session;
     ngx_msec_t                     timeout;
     ngx_uint_t                     max_context;   /* largest "context" */
+
+    ngx_http_classify_redis_t     *redis;
+    ngx_http_complex_value_t      *redis_key;
+    ngx_uint_t                     redis_on_error;
+    ngx_uint_t                     context_order;
+    ngx_flag_t                     context_store;
+    ngx_uint_t                     context_max;
+    ngx_msec_t                     context_ttl;
 } ngx_http_classify_loc_conf_t;
 
 
@@ -164,11 +203,17 @@ struct ngx_http_classify_ctx_s {
 
     ngx_event_t                      timer;
     ngx_msec_t                       deadline;    /* classify_timeout */
+
+    ngx_http_classify_redis_op_t    *redis_op;    /* LRANGE in flight */
+    ngx_event_t                      redis_done;  /* posted by its reply */
+    ngx_str_t                        redis_key;
     struct timeval                   start;
 
     ngx_int_t                        verdict;     /* index, PASS or ... */
     ngx_msec_int_t                   usec;        /* decision time */
 
+    unsigned                         fetching:1;  /* Redis context */
+    unsigned                         redis_ok:1;
     unsigned                         waiting:1;   /* classifiers running */
     unsigned                         decided:1;
     unsigned                         error:1;     /* decided by an error */
@@ -185,6 +230,23 @@ ngx_str_t *ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx);
 /* gate */
 ngx_int_t ngx_http_classify_handler(ngx_http_request_t *r);
 ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *message);
+void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
+    ngx_uint_t ok);
+
+/* redis */
+char *ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_classify_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_classify_redis_exit_process(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_classify_redis_wanted(ngx_http_classify_ctx_t *ctx);
+ngx_int_t ngx_http_classify_redis_fetch(ngx_http_classify_ctx_t *ctx);
+void ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx);
+void ngx_http_classify_redis_detach(ngx_http_classify_ctx_t *ctx);
+void ngx_http_classify_redis_store(ngx_http_classify_ctx_t *ctx,
+    ngx_str_t *answer);
 
 /* subrequests */
 ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
@@ -204,6 +266,8 @@ ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
 ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,
     ngx_http_classify_loc_conf_t *clcf, u_char *data, size_t len,
     ngx_http_classify_input_t *in, const char **err);
+ngx_int_t ngx_http_classify_parse_message(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_http_classify_msg_t *msg);
 
 /* JSON building (pure) */
 size_t ngx_http_classify_json_str_len(ngx_str_t *s);
@@ -213,6 +277,8 @@ ngx_int_t ngx_http_classify_build_body(ngx_pool_t *pool,
     ngx_str_t *body);
 ngx_int_t ngx_http_classify_build_prefix(ngx_pool_t *pool,
     ngx_http_classify_classifier_t *cl);
+ngx_int_t ngx_http_classify_build_message(ngx_pool_t *pool, ngx_str_t *role,
+    ngx_str_t *content, ngx_str_t *json);
 
 /* replies (pure) */
 ngx_uint_t ngx_http_classify_reply_format(ngx_uint_t conf,

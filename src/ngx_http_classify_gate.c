@@ -22,6 +22,7 @@ static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_classify_session(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
+static void ngx_http_classify_run(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_classify_next(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_expire(ngx_http_classify_ctx_t *ctx);
@@ -32,8 +33,6 @@ static void ngx_http_classify_pass(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_reply(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
-static ngx_int_t ngx_http_classify_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *message);
 static ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,
     const char *name, size_t len);
 static void ngx_http_classify_cleanup(void *data);
@@ -134,7 +133,6 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     ngx_uint_t                     i;
     const char                    *err;
     ngx_http_classify_ctx_t       *ctx;
-    ngx_http_classify_call_t      *call;
     ngx_http_classify_loc_conf_t  *clcf;
     ngx_http_classify_classifier_t  **cl;
 
@@ -201,10 +199,66 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
         ctx->calls[i].ctx = ctx;
     }
 
-    ctx->deadline = ngx_current_msec + clcf->timeout;
     ctx->timer.handler = ngx_http_classify_timer_handler;
     ctx->timer.data = ctx;
     ctx->timer.log = r->connection->log;
+
+    if (ngx_http_classify_redis_wanted(ctx)) {
+        rc = ngx_http_classify_redis_fetch(ctx);
+
+        if (rc == NGX_AGAIN) {
+            /* ngx_http_classify_context_done() continues */
+            r->read_event_handler = ngx_http_test_reading;
+            r->write_event_handler = ngx_http_request_empty_handler;
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_classify_context_done(ctx, rc == NGX_OK);
+        return;
+    }
+
+    ngx_http_classify_run(ctx);
+}
+
+
+/*
+ * The conversation context is known (ok) or Redis failed: classify, or
+ * refuse with 503 when classify_redis_on_error says block.
+ */
+
+void
+ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx, ngx_uint_t ok)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (!ok && ctx->conf->redis_on_error == NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK) {
+        ngx_http_finalize_request(r,
+                      ngx_http_classify_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "the conversation context is unavailable"));
+        return;
+    }
+
+    ngx_http_classify_run(ctx);
+}
+
+
+static void
+ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
+{
+    ngx_uint_t                 i;
+    ngx_http_request_t        *r;
+    ngx_http_classify_call_t  *call;
+
+    r = ctx->request;
+
+    ctx->deadline = ngx_current_msec + ctx->conf->timeout;
     ctx->waiting = 1;
 
     r->read_event_handler = ngx_http_test_reading;
@@ -215,7 +269,7 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     for (i = 0; i < ctx->ncalls; i++) {
         call = &ctx->calls[i];
 
-        if (clcf->mode == NGX_HTTP_CLASSIFY_MODE_SEQUENTIAL
+        if (ctx->conf->mode == NGX_HTTP_CLASSIFY_MODE_SEQUENTIAL
             && !call->classifier->shadow)
         {
             continue;
@@ -576,6 +630,12 @@ ngx_http_classify_timer_handler(ngx_event_t *ev)
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "classify: timer");
 
+    if (ctx->fetching) {
+        ngx_http_classify_redis_timeout(ctx);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
     if (ctx->waiting) {
         ngx_http_classify_resume(r);
         ngx_http_run_posted_requests(c);
@@ -807,7 +867,7 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
  * finalize with.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *message)
 {
@@ -901,4 +961,6 @@ ngx_http_classify_cleanup(void *data)
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
+
+    ngx_http_classify_redis_detach(ctx);
 }

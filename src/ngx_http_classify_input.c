@@ -316,3 +316,48 @@ ngx_http_classify_copy(ngx_pool_t *pool, ngx_str_t *dst, const char *src)
 
     return NGX_OK;
 }
+
+
+/*
+ * One element of a Redis context list: {"role": ..., "content": ...}.
+ * NGX_DECLINED for anything else.
+ */
+
+ngx_int_t
+ngx_http_classify_parse_message(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_http_classify_msg_t *msg)
+{
+    cJSON      *root, *role;
+    ngx_int_t   rc;
+
+    root = cJSON_ParseWithLength((const char *) data, len);
+
+    if (root == NULL) {
+        return NGX_DECLINED;
+    }
+
+    role = cJSON_GetObjectItemCaseSensitive(root, "role");
+
+    if (!cJSON_IsString(role)
+        || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "content")))
+    {
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_http_classify_copy(pool, &msg->role, role->valuestring) != NGX_OK
+        || ngx_http_classify_content(pool, root, &msg->content) != NGX_OK)
+    {
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    cJSON_Delete(root);
+
+    return rc;
+}

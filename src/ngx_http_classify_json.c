@@ -176,3 +176,20 @@ ngx_http_classify_build_body(ngx_pool_t *pool,
 
     return NGX_OK;
 }
+
+
+/* {"role":"...","content":"..."}: one element of a Redis context list */
+
+ngx_int_t
+ngx_http_classify_build_message(ngx_pool_t *pool, ngx_str_t *role,
+    ngx_str_t *content, ngx_str_t *json)
+{
+    json->data = ngx_pnalloc(pool, ngx_http_classify_msg_len(role, content));
+    if (json->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    json->len = ngx_http_classify_msg(json->data, role, content) - json->data;
+
+    return NGX_OK;
+}
