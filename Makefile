@@ -49,7 +49,9 @@ $(MODULE): $(SOURCES)
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }; \
 	fi
 	$(MAKE) -f $(BUILD)/objs/Makefile -C $(NGINX_SRC) modules
-	cp $(BUILD)/objs/ngx_http_classify_module.so $(MODULE)
+	@# a new inode: a running nginx keeps the module it mapped
+	cp $(BUILD)/objs/ngx_http_classify_module.so $(MODULE).tmp
+	mv -f $(MODULE).tmp $(MODULE)
 
 # install Debian packages only when something is missing
 define apt_ensure

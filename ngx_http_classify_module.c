@@ -234,7 +234,7 @@ static ngx_command_t  ngx_http_classify_commands[] = {
 
 static ngx_http_module_t  ngx_http_classify_module_ctx = {
     ngx_http_classify_add_variables,       /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_classify_capture_init,        /* postconfiguration */
 
     ngx_http_classify_create_main_conf,    /* create main configuration */
     NULL,                                  /* init main configuration */

@@ -212,6 +212,11 @@ struct ngx_http_classify_ctx_s {
     ngx_int_t                        verdict;     /* index, PASS or ... */
     ngx_msec_int_t                   usec;        /* decision time */
 
+    ngx_str_t                        capture;     /* generated answer */
+    size_t                           capture_size;
+
+    unsigned                         capture_done:1;
+    unsigned                         capture_failed:1;
     unsigned                         fetching:1;  /* Redis context */
     unsigned                         redis_ok:1;
     unsigned                         waiting:1;   /* classifiers running */
@@ -247,6 +252,9 @@ void ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_redis_detach(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_redis_store(ngx_http_classify_ctx_t *ctx,
     ngx_str_t *answer);
+
+/* capture of the generated answer */
+ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);
 
 /* subrequests */
 ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,

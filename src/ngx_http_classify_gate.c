@@ -258,6 +258,13 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
 
     r = ctx->request;
 
+    /*
+     * deadlines count from now, not from the cached time of this event
+     * loop iteration, which may be late after a slow iteration
+     */
+
+    ngx_time_update();
+
     ctx->deadline = ngx_current_msec + ctx->conf->timeout;
     ctx->waiting = 1;
 
@@ -797,6 +804,8 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
         return;
     }
 
+    ngx_http_classify_redis_store(ctx, &cl->reply);
+
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -963,4 +972,14 @@ ngx_http_classify_cleanup(void *data)
     }
 
     ngx_http_classify_redis_detach(ctx);
+
+    if (ctx->verdict == NGX_HTTP_CLASSIFY_PASS
+        && ctx->conf->context_store
+        && ctx->redis_key.len
+        && !ctx->capture_done)
+    {
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "classify: answer not stored in \"%V\": the response "
+                      "was interrupted", &ctx->redis_key);
+    }
 }

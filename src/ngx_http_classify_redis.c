@@ -23,7 +23,7 @@
 
 
 #define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN   100
-#define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MAX   5000
+#define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MAX   1000
 
 
 struct ngx_http_classify_redis_op_s {

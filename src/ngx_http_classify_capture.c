@@ -1,0 +1,238 @@
+
+/*
+ * ngx_http_classify_module: the generated answer, for
+ * classify_context_store.
+ *
+ * A body filter on a passed request copies the generation's response as
+ * it goes by (nothing is held back: each buffer is passed on unchanged),
+ * and when the response ends complete extracts the assistant's text: the
+ * "delta.content" of every chat.completion.chunk event up to "[DONE]", or
+ * the "message.content" of a chat.completion object.  A response that
+ * ends early (the client or the backend went away) stores nothing.
+ */
+
+
+#include "ngx_http_classify.h"
+
+#include <cjson/cJSON.h>
+
+
+#define NGX_HTTP_CLASSIFY_CAPTURE_MAX  (256 * 1024)
+
+
+static ngx_int_t ngx_http_classify_capture_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static void ngx_http_classify_capture_done(ngx_http_request_t *r,
+    ngx_http_classify_ctx_t *ctx);
+static ngx_int_t ngx_http_classify_capture_text(ngx_pool_t *pool,
+    ngx_str_t *raw, ngx_str_t *text, const char **err);
+
+
+static ngx_http_output_body_filter_pt  ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_classify_capture_init(ngx_conf_t *cf)
+{
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_classify_capture_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    size_t                    len;
+    u_char                   *p;
+    ngx_chain_t              *cl;
+    ngx_http_classify_ctx_t  *ctx;
+
+    if (r != r->main || in == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_classify_get_ctx(r);
+
+    if (ctx == NULL
+        || ctx->verdict != NGX_HTTP_CLASSIFY_PASS
+        || !ctx->conf->context_store
+        || ctx->redis_key.len == 0
+        || ctx->capture_done)
+    {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+
+        if (ngx_buf_special(cl->buf)) {
+            /* flush, last_buf: no data */
+
+        } else if (!ngx_buf_in_memory(cl->buf)) {
+            /* a file buffer: not a stream this module can read */
+            ctx->capture_failed = 1;
+
+        } else if (!ctx->capture_failed) {
+            len = cl->buf->last - cl->buf->pos;
+
+            if (ctx->capture.len + len > NGX_HTTP_CLASSIFY_CAPTURE_MAX) {
+                ctx->capture_failed = 1;
+
+            } else if (len) {
+                if (ctx->capture.len + len > ctx->capture_size) {
+                    ctx->capture_size = ngx_max(2 * ctx->capture_size,
+                                                ctx->capture.len + len);
+                    ctx->capture_size = ngx_max(ctx->capture_size, 4096);
+
+                    p = ngx_pnalloc(r->pool, ctx->capture_size);
+                    if (p == NULL) {
+                        return NGX_ERROR;
+                    }
+
+                    ngx_memcpy(p, ctx->capture.data, ctx->capture.len);
+                    ctx->capture.data = p;
+                }
+
+                ngx_memcpy(ctx->capture.data + ctx->capture.len,
+                           cl->buf->pos, len);
+                ctx->capture.len += len;
+            }
+        }
+
+        if (cl->buf->last_buf) {
+            ctx->capture_done = 1;
+            ngx_http_classify_capture_done(r, ctx);
+        }
+    }
+
+    return ngx_http_next_body_filter(r, in);
+}
+
+
+static void
+ngx_http_classify_capture_done(ngx_http_request_t *r,
+    ngx_http_classify_ctx_t *ctx)
+{
+    ngx_str_t    text;
+    const char  *err;
+
+    err = "out of memory";
+
+    if (ctx->capture_failed) {
+        err = "the answer is not in memory or over 256 KiB";
+
+    } else if (r->connection->error) {
+        err = "the client went away";
+
+    } else if (r->headers_out.status != NGX_HTTP_OK) {
+        err = "the generation did not answer 200";
+
+    } else if (ngx_http_classify_capture_text(r->pool, &ctx->capture, &text,
+                                              &err)
+               == NGX_OK)
+    {
+        ngx_http_classify_redis_store(ctx, &text);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "classify: answer not stored in \"%V\": %s",
+                  &ctx->redis_key, err);
+}
+
+
+/* the assistant's text of an SSE stream or of one chat.completion */
+
+static ngx_int_t
+ngx_http_classify_capture_text(ngx_pool_t *pool, ngx_str_t *raw,
+    ngx_str_t *text, const char **err)
+{
+    u_char      *p, *last, *eol, *out;
+    cJSON       *root, *item;
+    size_t       n;
+    ngx_uint_t   done;
+
+    p = raw->data;
+    last = raw->data + raw->len;
+
+    out = ngx_pnalloc(pool, raw->len + 1);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->data = out;
+
+    while (p < last && (*p == ' ' || *p == '\r' || *p == '\n')) {
+        p++;
+    }
+
+    if (p < last && *p == '{') {
+        root = cJSON_ParseWithLength((char *) p, last - p);
+        item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root,
+                                                         "choices"), 0);
+        item = cJSON_GetObjectItemCaseSensitive(item, "message");
+        item = cJSON_GetObjectItemCaseSensitive(item, "content");
+
+        if (!cJSON_IsString(item)) {
+            cJSON_Delete(root);
+            *err = "no \"choices[0].message.content\" in the answer";
+            return NGX_DECLINED;
+        }
+
+        n = ngx_strlen(item->valuestring);
+        text->len = ngx_min(n, raw->len);
+        ngx_memcpy(out, item->valuestring, text->len);
+        cJSON_Delete(root);
+
+        return NGX_OK;
+    }
+
+    done = 0;
+
+    for ( /* void */ ; p < last; p = eol + 1) {
+        eol = ngx_strlchr(p, last, '\n');
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        if (eol - p < 6 || ngx_strncmp(p, "data:", 5) != 0) {
+            continue;
+        }
+
+        p += 5;
+        while (p < eol && *p == ' ') {
+            p++;
+        }
+
+        if (eol - p >= 6 && ngx_strncmp(p, "[DONE]", 6) == 0) {
+            done = 1;
+            break;
+        }
+
+        root = cJSON_ParseWithLength((char *) p, eol - p);
+        item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root,
+                                                         "choices"), 0);
+        item = cJSON_GetObjectItemCaseSensitive(item, "delta");
+        item = cJSON_GetObjectItemCaseSensitive(item, "content");
+
+        if (cJSON_IsString(item)) {
+            n = ngx_strlen(item->valuestring);
+
+            if ((size_t) (out - text->data) + n <= raw->len) {
+                out = ngx_cpymem(out, item->valuestring, n);
+            }
+        }
+
+        cJSON_Delete(root);
+    }
+
+    if (!done) {
+        *err = "the stream ended without \"data: [DONE]\"";
+        return NGX_DECLINED;
+    }
+
+    text->len = out - text->data;
+
+    return NGX_OK;
+}

@@ -1,0 +1,129 @@
+# Redis outages: down at start, killed mid-run, back again.  Requests keep
+# being answered (classify_redis_on_error), each outage is logged once, and
+# the connection comes back by itself.
+
+use Test::Nginx::Socket 'no_plan';
+use Test::Classify::Mock;
+use Test::Classify::Redis;
+use Test::Classify::Suite;
+use Time::HiRes qw(sleep);
+
+redis('DEL', 'chat:s1', 'chat:s4');
+redis('RPUSH', 'chat:s1', '{"role":"user","content":"u2"}',
+      '{"role":"assistant","content":"a2"}');
+
+two_json_classifiers();
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: Redis goes down
+--- init
+redis_stop();
+--- config
+    location = /x { return 200 "stopped\n"; }
+--- request
+GET /x
+--- response_body
+stopped
+
+
+
+=== TEST 2: Redis down at start: requests are answered without context, logged once
+--- config
+    location = /chat { classify a b; classify_pass /_gen; classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r7a; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r7b; }
+--- request
+POST /chat
+{"user_query":"q","session_id":"s1"}
+--- response_body
+passed
+--- grep_error_log eval
+qr/classify_redis "[^"]+": cannot connect/
+--- grep_error_log_out eval
+"classify_redis \"127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT}\": cannot connect\n"
+
+
+
+=== TEST 3: ... not once per request: the next request logs nothing, and had no context
+--- request eval
+['POST /chat
+{"user_query":"q","session_id":"s1"}',
+"GET /mock/body?tag=r7a&wait=1"]
+--- response_body eval
+["passed\n", '{"query":"q","context":[],"session":"s1"}']
+--- no_error_log
+cannot connect
+[error]
+
+
+
+=== TEST 4: Redis back: the connection returns
+--- init
+redis_start();
+main::redis('RPUSH', 'chat:s1', '{"role":"user","content":"u9"}');
+sleep 1.5;
+--- request
+POST /chat
+{"user_query":"q9","session_id":"s1"}
+--- response_body
+passed
+--- error_log
+connected again
+
+
+
+=== TEST 5: ... and the context with it
+--- request
+GET /mock/body?tag=r7a&wait=1
+--- response_body chomp
+{"query":"q9","context":[{"role":"user","content":"u9"}],"session":"s1"}
+
+
+
+=== TEST 6: Redis killed mid-run: classify_redis_on_error block answers 503, then recovers
+--- config
+    location = /chat {
+        classify a b; classify_pass /_gen;
+        classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+        classify_redis_on_error block;
+    }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r9a; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r9b; }
+--- request
+POST /chat
+{"user_query":"q","session_id":"s1"}
+--- response_body
+passed
+
+
+
+=== TEST 7: ... killed
+--- init
+redis_stop(); sleep 0.2;
+--- request
+POST /chat
+{"user_query":"q","session_id":"s1"}
+--- error_code: 503
+--- response_body
+{"error":{"message":"the conversation context is unavailable","type":"invalid_request_error","code":503}}
+--- error_log eval
+qr/classify_redis "[^"]+": connection lost/
+
+
+
+=== TEST 8: ... restarted
+--- init
+redis_start(); sleep 1.5;
+--- request
+POST /chat
+{"user_query":"q","session_id":"s1"}
+--- response_body
+passed
+--- error_log
+connected again
