@@ -80,8 +80,8 @@ test: deps-test build
 	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
 	    prove -I t/lib -r $(TEST_FILES)
 
-run: build
-	@echo "module built: $(MODULE)"
+run: deps-test build
+	tools/run-demo
 
 clean:
 	rm -rf $(BUILD) t/servroot*

@@ -218,7 +218,34 @@ invalid classifier name "a-b"
 
 
 
-=== TEST 20: the SPEC's example configuration loads, with its files
+=== TEST 20: a bad classify_redis parameter
+--- config
+    location = /chat { classify_redis 127.0.0.1:6379 dbx=1; }
+--- must_die
+--- error_log
+invalid parameter "dbx=1" in "classify_redis"
+
+
+
+=== TEST 21: a bad classify_redis timeout
+--- config
+    location = /chat { classify_redis unix:/run/redis.sock timeout=fast; }
+--- must_die
+--- error_log
+invalid parameter "timeout=fast" in "classify_redis"
+
+
+
+=== TEST 22: a bad classify_context_order
+--- config
+    location = /chat { classify_context_order newest; }
+--- must_die
+--- error_log
+invalid value "newest" in "classify_context_order" directive, it must be one of "rpush", "lpush"
+
+
+
+=== TEST 23: the SPEC's example configuration loads, with its files
 --- http_config
     classifier non_islamic {
         pass        /_classify/llm;
@@ -234,6 +261,7 @@ invalid classifier name "a-b"
     }
     classifier fiqh { pass /_classify/llm; prompt_file ../html/prompts/fiqh.txt;
                       context 2; reply "..."; }
+    classify_redis  127.0.0.1:1;
     upstream backend { server 127.0.0.1:1; }
 --- config
     location = /chat/stream {
@@ -241,6 +269,7 @@ invalid classifier name "a-b"
         classify_pass    @generate;
         classify_input   auto;
         classify_session $http_x_session_id;
+        classify_redis_key chat:$classify_session;
     }
     location @generate  { proxy_pass http://backend; proxy_buffering off; }
     location /_classify/ { internal; proxy_pass http://127.0.0.1:1/v1/chat/completions; }

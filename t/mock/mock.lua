@@ -29,6 +29,8 @@
 -- POST /v1/chat/completions   OpenAI-compatible classifier (never streams,
 --                             even when the body says "stream": true)
 --   verdict=V  assistant content (URL-decoded; default "no")
+--   rule=R     (demo) "Yes." when the last user message has one of the
+--              words of rule R (offtopic, fiqh), else "No."; overrides V
 --   mode=ok      (default) 200 application/json
 --                {"id":"chatcmpl-mock","object":"chat.completion","created":<t>,
 --                 "model":<request model or "mock">,"choices":[{"index":0,
@@ -264,6 +266,34 @@ end
 
 ------------------------------------------------------------------ classifiers
 
+-- rule=NAME (the `make run` demo): "Yes." when the last user message
+-- matches the rule's words, else "No."
+local rules = {
+    offtopic = { "pizza", "football", "weather", "movie", "recipe",
+                 "stock", "bitcoin", "game" },
+    fiqh = { "halal", "haram", "permissible", "allowed", "ruling", "fatwa",
+             "forbidden" },
+}
+
+local function rule_verdict(name, req)
+    local words = rules[name] or {}
+    local query = ""
+    if type(req.messages) == "table" then
+        for _, m in ipairs(req.messages) do
+            if type(m) == "table" and m.role == "user"
+               and type(m.content) == "string"
+            then
+                query = m.content
+            end
+        end
+    end
+    query = query:lower()
+    for _, w in ipairs(words) do
+        if query:find(w, 1, true) then return "Yes." end
+    end
+    return "No."
+end
+
 local chat_modes = { ok = true, garbage = true, empty = true, noword = true,
                      hang = true, reset = true, big = true, close = true }
 
@@ -285,6 +315,10 @@ function M.chat()
     end
 
     local verdict = arg(args, "verdict", "no")
+    local rule = arg(args, "rule", nil)
+    if rule then
+        verdict = rule_verdict(rule, request_json(body))
+    end
     if mode == "noword" then
         verdict = arg(args, "verdict", "???")
     elseif mode == "big" then
