@@ -25,7 +25,8 @@ DEB_TEST   := $(DEB_BUILD) perl libtest-base-perl libtest-longstring-perl \
 
 TEST_FILES ?= t
 
-.PHONY: all build deps-build deps-test test run clean
+.PHONY: all build deps-build deps-test test run check check-valgrind \
+        check-asan clean
 
 all: build
 
@@ -34,21 +35,25 @@ build: $(MODULE)
 $(MODULE): $(SOURCES)
 	@$(MAKE) --no-print-directory deps-build
 	@mkdir -p $(BUILD)
+	@# configure writes into the tree it runs in: use a copy of nginx-dev's,
+	@# so that builds never touch /usr/share and never race each other
 	@if [ "$(NGINX_SRC)" = /usr/share/nginx/src ]; then \
-	    cd $(NGINX_SRC) && . ./conf_flags && \
+	    rm -rf $(BUILD)/nginx-src && cp -r $(NGINX_SRC) $(BUILD)/nginx-src && \
+	    cd $(BUILD)/nginx-src && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="$(CFLAGS_EXTRA)" \
 	        --add-dynamic-module=$(TOP) --builddir=$(BUILD)/objs \
 	        > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }; \
+	    $(MAKE) -f $(BUILD)/objs/Makefile -C $(BUILD)/nginx-src modules; \
 	else \
 	    cd $(NGINX_SRC) && ./configure --with-compat \
 	        --with-cc-opt="$(CFLAGS_EXTRA)" \
 	        --add-dynamic-module=$(TOP) --builddir=$(BUILD)/objs \
 	        > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }; \
+	    $(MAKE) -f $(BUILD)/objs/Makefile -C $(NGINX_SRC) modules; \
 	fi
-	$(MAKE) -f $(BUILD)/objs/Makefile -C $(NGINX_SRC) modules
 	@# a new inode: a running nginx keeps the module it mapped
 	cp $(BUILD)/objs/ngx_http_classify_module.so $(MODULE).tmp
 	mv -f $(MODULE).tmp $(MODULE)
@@ -79,6 +84,36 @@ test: deps-test build
 	TEST_NGINX_BINARY=$(NGINX_BIN) \
 	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
 	    prove -I t/lib -r $(TEST_FILES)
+
+# make check: the suite under valgrind (memcheck, leak check), then against
+# an ASan/UBSan build of the module preloaded into Debian's nginx
+ASAN_BUILD := $(BUILD)/asan
+ASAN_LIB   := $(shell gcc -print-file-name=libasan.so) \
+              $(shell gcc -print-file-name=libubsan.so)
+
+check: check-valgrind check-asan
+
+check-valgrind: deps-test build
+	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory \
+	    deps-build DEB_BUILD=valgrind
+	TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_BINARY=$(NGINX_BIN) \
+	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
+	    prove -I t/lib $(wildcard t/0*.t)
+
+check-asan: deps-test
+	$(MAKE) --no-print-directory build BUILD=$(ASAN_BUILD) \
+	    CFLAGS_EXTRA="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter -Werror"
+	rm -rf $(ASAN_BUILD)/reports && mkdir -p $(ASAN_BUILD)/reports
+	ASAN_PRELOAD="$(ASAN_LIB)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(ASAN_BUILD)/reports/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_BUILD)/reports/ubsan \
+	TEST_NGINX_BINARY=$(TOP)/tools/nginx-preload \
+	TEST_NGINX_LOAD_MODULES="$(ASAN_BUILD)/ngx_http_classify_module.so" \
+	    prove -I t/lib $(wildcard t/0*.t)
+	@if ls $(ASAN_BUILD)/reports/* >/dev/null 2>&1; then \
+	    cat $(ASAN_BUILD)/reports/*; echo "ASan/UBSan reports above"; exit 1; \
+	fi
+	@echo "ASan/UBSan: no reports"
 
 run: deps-test build
 	tools/run-demo

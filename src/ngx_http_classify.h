@@ -108,7 +108,6 @@ typedef struct {
     ngx_msec_t                     backoff;
     ngx_log_t                     *log;
 
-    unsigned                       connected:1;
     unsigned                       down:1;        /* outage logged */
     unsigned                       exiting:1;
 } ngx_http_classify_redis_t;

@@ -90,7 +90,10 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
                         return NGX_ERROR;
                     }
 
-                    ngx_memcpy(p, ctx->capture.data, ctx->capture.len);
+                    if (ctx->capture.len) {
+                        ngx_memcpy(p, ctx->capture.data, ctx->capture.len);
+                    }
+
                     ctx->capture.data = p;
                 }
 

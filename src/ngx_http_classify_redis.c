@@ -469,7 +469,6 @@ ngx_http_classify_redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
 
-    rs->connected = 1;
     rs->backoff = NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN;
 
     if (rs->down) {
@@ -548,7 +547,12 @@ ngx_http_classify_redis_fetch(ngx_http_classify_ctx_t *ctx)
         return NGX_OK;
     }
 
-    if (rs->ac == NULL || !rs->connected) {
+    /*
+     * while a connect is in progress hiredis queues the command and sends
+     * it once connected; the request's timer bounds the wait either way
+     */
+
+    if (rs->ac == NULL) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "classify: redis \"%V\" is down", &rs->name);
         return NGX_DECLINED;
@@ -769,7 +773,7 @@ ngx_http_classify_redis_store(ngx_http_classify_ctx_t *ctx, ngx_str_t *answer)
         return;
     }
 
-    if (rs->ac == NULL || !rs->connected) {
+    if (rs->ac == NULL) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "classify: context of \"%V\" not stored: redis \"%V\" "
                       "is down", &ctx->redis_key, &rs->name);
@@ -952,7 +956,6 @@ ngx_http_classify_redis_cleanup(void *data)
 
     rs->ac = NULL;
     rs->connection = NULL;
-    rs->connected = 0;
 
     if (!rs->exiting && !ngx_exiting && !rs->reconnect.timer_set) {
         ngx_add_timer(&rs->reconnect, rs->backoff);
