@@ -214,3 +214,40 @@ GET /other
 --- timeout: 0.3
 --- response_body
 answered while Redis sleeps
+
+
+
+=== TEST 10: a unix socket, and db= selects the database on connect
+--- init
+main::redis_db(3, 'DEL', 'chat:s9');
+main::redis_db(3, 'RPUSH', 'chat:s9', '{"role":"user","content":"in db 3"}');
+--- config
+    location = /chat { classify a b; classify_pass /_gen; classify_redis unix:$TEST_NGINX_REDIS_SOCKET db=3; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r10a; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r10b; }
+--- request eval
+['POST /chat
+{"user_query":"q","session_id":"s9"}',
+"GET /mock/body?tag=r10a&wait=1"]
+--- response_body eval
+["passed\n", '{"query":"q","context":[{"role":"user","content":"in db 3"}],"session":"s9"}']
+
+
+
+=== TEST 11: password= is sent with AUTH on connect (this Redis has none: the refusal is logged)
+--- config
+    location = /chat { classify a b; classify_pass /_gen; classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT password=secret; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r11a; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r11b; }
+--- request
+POST /chat
+{"user_query":"q","session_id":"s1"}
+--- response_body
+passed
+--- error_log eval
+qr/classify_redis "127\.0\.0\.1:\d+ password=\.\.\.": AUTH failed: ERR AUTH/
+--- no_error_log
+secret
+

@@ -6,7 +6,8 @@ package Test::Classify::Redis;
 #     redis('RPUSH', 'chat:s1', '{"role":"user","content":"hi"}');
 #     redis_stop(); redis_start();        # an outage in the middle of a test
 #
-# Its data directory is $ENV{TEST_NGINX_REDIS_DIR} or t/servroot_redis.
+# Its data directory is $ENV{TEST_NGINX_REDIS_DIR} or t/servroot_redis; it
+# also listens on the unix socket $ENV{TEST_NGINX_REDIS_SOCKET} there.
 # The port is $ENV{TEST_NGINX_REDIS_PORT} (default 1991, a free random one
 # under TEST_NGINX_RANDOMIZE) and is exported back into %ENV, so that
 # configurations can write $TEST_NGINX_REDIS_PORT.  redis() speaks RESP
@@ -21,7 +22,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 use Cwd qw(getcwd);
 
-our @EXPORT = qw(redis redis_start redis_stop redis_port);
+our @EXPORT = qw(redis redis_db redis_start redis_stop redis_port);
 
 my $port = $ENV{TEST_NGINX_REDIS_PORT};
 
@@ -42,6 +43,9 @@ $ENV{TEST_NGINX_REDIS_PORT} = $port;
 my $dir = $ENV{TEST_NGINX_REDIS_DIR}
           || getcwd() . "/t/servroot_redis" . ($ENV{TEST_NGINX_RANDOMIZE} ? "_$$" : "");
 my $pidfile = "$dir/redis.pid";
+my $socket = "$dir/redis.sock";
+
+$ENV{TEST_NGINX_REDIS_SOCKET} = $socket;
 my $owner = $$;
 
 sub redis_port { $port }
@@ -51,6 +55,7 @@ sub redis_start {
     system('redis-server', '--port', $port, '--bind', '127.0.0.1',
            '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
            '--enable-debug-command', 'local',
+           '--unixsocket', $socket, '--unixsocketperm', '777',
            '--dir', $dir, '--pidfile', $pidfile,
            '--logfile', "$dir/redis.log") == 0
         or die "cannot start redis-server on port $port";
@@ -84,19 +89,34 @@ sub redis_stop {
 
 # one command, one reply: a string, an integer, undef (nil) or an array ref
 sub redis {
-    my @args = @_;
+    return redis_db(0, @_);
+}
+
+# the same in database $db
+sub redis_db {
+    my ($db, @args) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
         or die "cannot connect to redis on port $port: $!";
 
+    if ($db) {
+        send_command($s, 'SELECT', $db);
+        read_reply($s);
+    }
+
+    send_command($s, @args);
+
+    my $reply = read_reply($s);
+    close $s;
+    return $reply;
+}
+
+sub send_command {
+    my ($s, @args) = @_;
     my $cmd = '*' . @args . "\r\n";
     for my $a (@args) {
         $cmd .= '$' . length($a) . "\r\n$a\r\n";
     }
     print $s $cmd;
-
-    my $reply = read_reply($s);
-    close $s;
-    return $reply;
 }
 
 sub read_reply {
