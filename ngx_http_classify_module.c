@@ -32,7 +32,7 @@ static char *ngx_http_classifier_check(ngx_conf_t *cf,
 static char *ngx_http_classify_read_file(ngx_conf_t *cf,
     ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *text);
 static void ngx_http_classify_trim(ngx_str_t *s);
-static char *ngx_http_classify(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -111,7 +111,7 @@ static ngx_command_t  ngx_http_classify_commands[] = {
 
     { ngx_string("classify"),
       NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_classify,
+      ngx_http_classify_set,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -386,8 +386,8 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_classify_main_conf_t      *cmcf;
     ngx_http_classify_classifier_t     *cl, **clp;
     ngx_http_compile_complex_value_t    ccv;
-    static ngx_str_t                    default_key =
-                                            ngx_string("chat:$classify_session");
+
+    static ngx_str_t  default_key = ngx_string("chat:$classify_session");
 
     ngx_conf_merge_str_value(conf->pass, prev->pass, "");
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
@@ -414,6 +414,25 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->context_max, prev->context_max, 50);
     ngx_conf_merge_msec_value(conf->context_ttl, prev->context_ttl,
                               86400000);
+
+    if (conf->timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"classify_timeout\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->context_ttl < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"classify_context_ttl\" must be at least 1s: "
+                           "Redis expires keys in seconds");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->redis && conf->context_store) {
+        cmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_classify_module);
+        cmcf->capture = 1;
+    }
 
     if (conf->redis && conf->redis_key == NULL) {
         ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
@@ -524,7 +543,9 @@ ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 0; i < value[1].len; i++) {
-        if (!ngx_http_classify_isalnum(value[1].data[i]) && value[1].data[i] != '_') {
+        if (!ngx_http_classify_isalnum(value[1].data[i])
+            && value[1].data[i] != '_')
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid classifier name \"%V\": use letters, "
                                "digits and \"_\"", &value[1]);
@@ -1034,7 +1055,7 @@ ngx_http_classify_trim(ngx_str_t *s)
 /* classify NAME ...; */
 
 static char *
-ngx_http_classify(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_classify_loc_conf_t *clcf = conf;
 

@@ -116,6 +116,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                    classifiers;   /* of classifier_t */
     ngx_array_t                    redis;         /* of redis_t * */
+    ngx_flag_t                     capture;       /* any context_store */
 } ngx_http_classify_main_conf_t;
 
 
@@ -261,6 +262,8 @@ ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
 void ngx_http_classify_abort(ngx_http_classify_call_t *call);
 void ngx_http_classify_elapsed(ngx_http_classify_call_t *call);
 ngx_uint_t ngx_http_classify_pending_shadows(ngx_http_classify_ctx_t *ctx);
+void ngx_http_classify_settled(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call);
 
 /* verdicts (pure) */
 ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
@@ -293,7 +296,7 @@ ngx_uint_t ngx_http_classify_reply_format(ngx_uint_t conf,
 ngx_int_t ngx_http_classify_render_reply(ngx_pool_t *pool,
     ngx_uint_t format, ngx_http_classify_classifier_t *cl,
     ngx_http_classify_input_t *in, ngx_str_t *id, time_t now,
-    ngx_str_t *content_type, ngx_str_t *body);
+    ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t *stream);
 
 
 #endif /* _NGX_HTTP_CLASSIFY_H_INCLUDED_ */

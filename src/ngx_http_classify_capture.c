@@ -44,12 +44,15 @@ ngx_http_classify_capture_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    size_t                    len;
-    u_char                   *p;
-    ngx_chain_t              *cl;
-    ngx_http_classify_ctx_t  *ctx;
+    size_t                          len;
+    u_char                         *p;
+    ngx_chain_t                    *cl;
+    ngx_http_classify_ctx_t        *ctx;
+    ngx_http_classify_main_conf_t  *cmcf;
 
-    if (r != r->main || in == NULL) {
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
+
+    if (!cmcf->capture || r != r->main || in == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -118,6 +121,7 @@ ngx_http_classify_capture_done(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx)
 {
     ngx_str_t    text;
+    ngx_uint_t   level;
     const char  *err;
 
     err = "out of memory";
@@ -139,7 +143,10 @@ ngx_http_classify_capture_done(ngx_http_request_t *r,
         return;
     }
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+    /* a client that went away is the client's business */
+    level = r->connection->error ? NGX_LOG_INFO : NGX_LOG_WARN;
+
+    ngx_log_error(level, r->connection->log, 0,
                   "classify: answer not stored in \"%V\": %s",
                   &ctx->redis_key, err);
 }

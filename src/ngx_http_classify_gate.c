@@ -26,6 +26,7 @@ static void ngx_http_classify_run(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_classify_next(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_expire(ngx_http_classify_ctx_t *ctx);
+static void ngx_http_classify_abort_outranked(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_set_timer(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_timer_handler(ngx_event_t *ev);
 static void ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx);
@@ -42,6 +43,7 @@ ngx_int_t
 ngx_http_classify_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
+    ngx_table_elt_t               *h;
     ngx_pool_cleanup_t            *cln;
     ngx_http_classify_ctx_t       *ctx;
     ngx_http_classify_loc_conf_t  *clcf;
@@ -60,6 +62,18 @@ ngx_http_classify_handler(ngx_http_request_t *r)
     }
 
     if (r->method != NGX_HTTP_POST) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+
         return ngx_http_classify_error(r, NGX_HTTP_NOT_ALLOWED,
                                        "method not allowed: use POST");
     }
@@ -75,7 +89,6 @@ ngx_http_classify_handler(ngx_http_request_t *r)
     ctx->conf = clcf;
     ctx->verdict = NGX_HTTP_CLASSIFY_UNDECIDED;
     ctx->first_positive = -1;
-    ngx_gettimeofday(&ctx->start);
 
     /* the cleanup also finds the context again after a redirect */
 
@@ -203,6 +216,16 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     ctx->timer.data = ctx;
     ctx->timer.log = r->connection->log;
 
+    /*
+     * the decision's clock (classify_timeout, $classify_time) starts once
+     * the body is here, and includes the context read; the cached time may
+     * be late after a slow event loop iteration
+     */
+
+    ngx_time_update();
+    ngx_gettimeofday(&ctx->start);
+    ctx->deadline = ngx_current_msec + clcf->timeout;
+
     if (ngx_http_classify_redis_wanted(ctx)) {
         rc = ngx_http_classify_redis_fetch(ctx);
 
@@ -258,14 +281,8 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
 
     r = ctx->request;
 
-    /*
-     * deadlines count from now, not from the cached time of this event
-     * loop iteration, which may be late after a slow iteration
-     */
-
     ngx_time_update();
 
-    ctx->deadline = ngx_current_msec + ctx->conf->timeout;
     ctx->waiting = 1;
 
     r->read_event_handler = ngx_http_test_reading;
@@ -283,6 +300,7 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
         }
 
         if (ngx_http_classify_start(ctx, call) != NGX_OK) {
+            ctx->waiting = 0;
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
@@ -427,6 +445,7 @@ ngx_http_classify_resume(ngx_http_request_t *r)
     }
 
     ngx_http_classify_expire(ctx);
+    ngx_http_classify_abort_outranked(ctx);
 
     for ( ;; ) {
         v = ngx_http_classify_resolve(ctx->calls, ctx->ncalls,
@@ -452,6 +471,15 @@ ngx_http_classify_resume(ngx_http_request_t *r)
     ngx_http_classify_decided(ctx);
 
     r->read_event_handler = ngx_http_block_reading;
+
+    if (ngx_http_classify_pending_shadows(ctx)) {
+        /*
+         * a running shadow holds the connection after the answer; the
+         * client's next request would wait behind it on a keep-alive
+         * connection, so the client gets to open a new one
+         */
+        r->keepalive = 0;
+    }
 
     if (v == NGX_HTTP_CLASSIFY_PASS) {
         ngx_http_classify_pass(r, ctx);
@@ -501,12 +529,68 @@ ngx_http_classify_next(ngx_http_classify_ctx_t *ctx)
     call->done = 1;
     call->verdict = NGX_HTTP_CLASSIFY_ERROR;
     call->cause = "could not start the subrequest";
+    ngx_http_classify_settled(ctx, call);
 
     ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
                   "classifier \"%V\" failed: %s",
                   &call->classifier->name, call->cause);
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * A call has its final verdict: in "first" mode the first positive (an
+ * error with on_error block counts) is the answer.
+ */
+
+void
+ngx_http_classify_settled(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call)
+{
+    if (ctx->first_positive < 0
+        && !call->classifier->shadow
+        && ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE)
+    {
+        ctx->first_positive = call - ctx->calls;
+    }
+}
+
+
+/*
+ * classify_resolve priority: once classifier k is positive, the ones listed
+ * after it cannot change the answer; stop paying for them now, not only at
+ * the decision.
+ */
+
+static void
+ngx_http_classify_abort_outranked(ngx_http_classify_ctx_t *ctx)
+{
+    ngx_uint_t                 i, positive;
+    ngx_http_classify_call_t  *call;
+
+    if (ctx->conf->resolve != NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY) {
+        return;
+    }
+
+    positive = 0;
+
+    for (i = 0; i < ctx->ncalls; i++) {
+        call = &ctx->calls[i];
+
+        if (call->classifier->shadow) {
+            continue;
+        }
+
+        if (positive) {
+            ngx_http_classify_abort(call);
+            continue;
+        }
+
+        if (ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE) {
+            positive = 1;
+        }
+    }
 }
 
 
@@ -559,6 +643,7 @@ ngx_http_classify_expire(ngx_http_classify_ctx_t *ctx)
                 call->verdict = NGX_HTTP_CLASSIFY_ERROR;
                 call->timedout = 1;
                 call->cause = "classify_timeout expired before it started";
+                ngx_http_classify_settled(ctx, call);
             }
 
             continue;
@@ -573,6 +658,7 @@ ngx_http_classify_expire(ngx_http_classify_ctx_t *ctx)
         call->verdict = NGX_HTTP_CLASSIFY_ERROR;
         call->timedout = 1;
         call->cause = left > 0 ? "classify_timeout expired" : "timed out";
+        ngx_http_classify_settled(ctx, call);
 
         ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
                       "classifier \"%V\" failed: %s, %s",
@@ -621,7 +707,20 @@ ngx_http_classify_set_timer(ngx_http_classify_ctx_t *ctx)
 
     left = (ngx_msec_int_t) (deadline - ngx_current_msec);
 
-    ngx_add_timer(&ctx->timer, left > 0 ? (ngx_msec_t) left : 1);
+    if (left <= 0) {
+        left = 1;
+    }
+
+    /* ngx_add_timer() ignores a move of less than NGX_TIMER_LAZY_DELAY */
+
+    if (ctx->timer.timer_set
+        && (ngx_msec_int_t) (ngx_current_msec + left - ctx->timer.timer.key)
+           < 0)
+    {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ngx_add_timer(&ctx->timer, (ngx_msec_t) left);
 }
 
 
@@ -637,6 +736,8 @@ ngx_http_classify_timer_handler(ngx_event_t *ev)
     ctx = ev->data;
     r = ctx->request;
     c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "classify: timer");
 
@@ -726,7 +827,7 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
     for (i = 0; i < ctx->ncalls; i++) {
         call = &ctx->calls[i];
 
-        p = ngx_slprintf(p, buf + sizeof(buf), " %V:%s", 
+        p = ngx_slprintf(p, buf + sizeof(buf), " %V:%s",
                          &call->classifier->name,
                          ngx_http_classify_outcome(call));
 
@@ -779,7 +880,7 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
     ngx_int_t                        rc;
     ngx_buf_t                       *b;
     ngx_str_t                        body, id;
-    ngx_uint_t                       format;
+    ngx_uint_t                       format, stream;
     ngx_chain_t                      out;
     ngx_table_elt_t                 *h;
     ngx_http_classify_classifier_t  *cl;
@@ -800,7 +901,7 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 
     if (ngx_http_classify_render_reply(r->pool, format, cl, &ctx->input, &id,
                                        ngx_time(), &r->headers_out.content_type,
-                                       &body)
+                                       &body, &stream)
         != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -813,10 +914,8 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (r->headers_out.content_type.data[0] == 't'
-        && r->headers_out.content_type.data[5] == 'e')
-    {
-        /* text/event-stream: chunked, as a stream */
+    if (stream) {
+        /* an event stream goes out chunked, as a stream */
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -887,19 +986,25 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char       *p;
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_str_t     msg;
+    ngx_str_t     msg, type;
     ngx_chain_t   out;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        ngx_str_set(&type, "server_error");
+
+    } else {
+        ngx_str_set(&type, "invalid_request_error");
+    }
+
     msg.data = (u_char *) message;
     msg.len = ngx_strlen(message);
 
-    len = sizeof("{\"error\":{\"message\":,\"type\":\"invalid_request_error\","
-                 "\"code\":}}\n") - 1
-          + ngx_http_classify_json_str_len(&msg) + NGX_INT_T_LEN;
+    len = sizeof("{\"error\":{\"message\":,\"type\":\"\",\"code\":}}\n") - 1
+          + ngx_http_classify_json_str_len(&msg) + type.len + NGX_INT_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -909,8 +1014,8 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     p = ngx_cpymem(b->last, "{\"error\":{\"message\":",
                    sizeof("{\"error\":{\"message\":") - 1);
     p = ngx_http_classify_json_str(p, &msg);
-    b->last = ngx_sprintf(p, ",\"type\":\"invalid_request_error\","
-                          "\"code\":%ui}}\n", status);
+    b->last = ngx_sprintf(p, ",\"type\":\"%V\",\"code\":%ui}}\n",
+                          &type, status);
     b->last_buf = 1;
     b->last_in_chain = 1;
 
@@ -981,7 +1086,7 @@ ngx_http_classify_cleanup(void *data)
         && ctx->redis_key.len
         && !ctx->capture_done)
     {
-        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
                       "classify: answer not stored in \"%V\": the response "
                       "was interrupted", &ctx->redis_key);
     }

@@ -90,7 +90,7 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     n = 0;
     for (i = 1; i < cf->args->nelts; i++) {
-        n += value[i].len + 1;
+        n += value[i].len + 1 + sizeof("password=...");
     }
 
     rs->name.data = ngx_pnalloc(cf->pool, n);
@@ -126,6 +126,10 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            if (rs->password.data || value[i].len == 9) {
+                goto invalid;
+            }
+
             rs->password.data = value[i].data + 9;
             rs->password.len = value[i].len - 9;
             continue;
@@ -183,9 +187,9 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid address \"%V\" in \"classify_redis\"%s%s",
-                               &value[1], u.err ? ": " : "",
-                               u.err ? u.err : "");
+                               "invalid address \"%V\" in "
+                               "\"classify_redis\"%s%s", &value[1],
+                               u.err ? ": " : "", u.err ? u.err : "");
             return NGX_CONF_ERROR;
         }
 
@@ -261,6 +265,13 @@ ngx_http_classify_redis_init_process(ngx_cycle_t *cycle)
     ngx_uint_t                      i;
     ngx_http_classify_redis_t     **rsp, *rs;
     ngx_http_classify_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        /* no connections from the cache manager and loader */
+        return NGX_OK;
+    }
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_classify_module);
@@ -699,6 +710,8 @@ ngx_http_classify_redis_ready(ngx_event_t *ev)
     ctx = ev->data;
     c = ctx->request->connection;
 
+    ngx_http_set_log_request(c->log, ctx->request);
+
     ctx->fetching = 0;
 
     if (ctx->timer.timer_set) {
@@ -710,21 +723,41 @@ ngx_http_classify_redis_ready(ngx_event_t *ev)
 }
 
 
+/*
+ * The request's Redis deadline.  A Redis that does not answer in time is
+ * hung (stopped, or a black-holed path): the connection is dropped, which
+ * answers every command still queued on it with NULL, frees their ops and
+ * bounds what a worker holds for it; the backoff reconnect takes over.
+ */
+
 void
 ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx)
 {
     ngx_http_classify_redis_t  *rs;
 
+    if (ctx->redis_done.posted) {
+        /* the reply came in this very event loop iteration */
+        ngx_delete_posted_event(&ctx->redis_done);
+        ctx->fetching = 0;
+        ngx_http_classify_context_done(ctx, ctx->redis_ok);
+        return;
+    }
+
     rs = ctx->conf->redis;
 
     if (!rs->down) {
         ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "classify_redis \"%V\": LRANGE \"%V\" timed out",
-                      &rs->name, &ctx->redis_key);
+                      "classify_redis \"%V\": LRANGE \"%V\" timed out, "
+                      "reconnecting", &rs->name, &ctx->redis_key);
+        rs->down = 1;
     }
 
     ngx_http_classify_redis_detach(ctx);
     ctx->fetching = 0;
+
+    if (rs->ac) {
+        redisAsyncFree(rs->ac);
+    }
 
     ngx_http_classify_context_done(ctx, 0);
 }
@@ -774,9 +807,10 @@ ngx_http_classify_redis_store(ngx_http_classify_ctx_t *ctx, ngx_str_t *answer)
     }
 
     if (rs->ac == NULL) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "classify: context of \"%V\" not stored: redis \"%V\" "
-                      "is down", &ctx->redis_key, &rs->name);
+        /* the outage itself is logged once, not per request */
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "classify: context of \"%V\" not stored: redis "
+                       "\"%V\" is down", &ctx->redis_key, &rs->name);
         return;
     }
 

@@ -13,13 +13,14 @@
 
 
 #define NGX_HTTP_CLASSIFY_CHUNK_HEAD                                          \
-    "data: {\"id\":\"\",\"object\":\"chat.completion.chunk\",\"created\":,"   \
-    "\"model\":,\"choices\":[{\"index\":0,\"delta\":"
+    "data: {\"id\":\"\",\"object\":\"chat.completion.chunk\","                \
+    "\"created\":,\"model\":,\"choices\":[{\"index\":0,\"delta\":"
 
 #define NGX_HTTP_CLASSIFY_CHUNK_TAIL  ",\"finish_reason\":null}]}\n\n"
 #define NGX_HTTP_CLASSIFY_CHUNK_STOP  ",\"finish_reason\":\"stop\"}]}\n\n"
 
-#define NGX_HTTP_CLASSIFY_ROLE        "{\"role\":\"assistant\",\"content\":\"\"}"
+#define NGX_HTTP_CLASSIFY_ROLE                                                \
+    "{\"role\":\"assistant\",\"content\":\"\"}"
 #define NGX_HTTP_CLASSIFY_DONE        "data: [DONE]\n\n"
 
 #define NGX_HTTP_CLASSIFY_COMPLETION                                          \
@@ -70,7 +71,8 @@ ngx_http_classify_reply_format(ngx_uint_t conf, ngx_http_classify_input_t *in,
 ngx_int_t
 ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
     ngx_http_classify_classifier_t *cl, ngx_http_classify_input_t *in,
-    ngx_str_t *id, time_t now, ngx_str_t *content_type, ngx_str_t *body)
+    ngx_str_t *id, time_t now, ngx_str_t *content_type, ngx_str_t *body,
+    ngx_uint_t *stream)
 {
     size_t      len, fixed;
     u_char     *p, *last, *nl, *start;
@@ -78,6 +80,7 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
 
     reply = &cl->reply;
     model = in->model;
+    *stream = 0;
 
     if (model.len == 0) {
         ngx_str_set(&model, "classify");
@@ -92,6 +95,7 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
 
         if (in->stream) {
             ngx_str_set(content_type, "text/event-stream");
+            *stream = 1;
 
             len = 3 * (sizeof(NGX_HTTP_CLASSIFY_CHUNK_HEAD) - 1 + fixed
                        + sizeof(NGX_HTTP_CLASSIFY_CHUNK_STOP) - 1)
@@ -148,6 +152,7 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
     case NGX_HTTP_CLASSIFY_REPLY_SSE:
 
         ngx_str_set(content_type, "text/event-stream");
+        *stream = 1;
 
         /* one "data: " line per line of the reply, then a blank line */
 

@@ -167,13 +167,7 @@ ngx_http_classify_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     }
 
     if (ctx->waiting) {
-
-        if (ctx->first_positive < 0
-            && !call->classifier->shadow
-            && ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE)
-        {
-            ctx->first_positive = call - ctx->calls;
-        }
+        ngx_http_classify_settled(ctx, call);
 
         /* resume the gate from the parent's write handler, not from here */
 

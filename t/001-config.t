@@ -245,7 +245,36 @@ invalid value "newest" in "classify_context_order" directive, it must be one of 
 
 
 
-=== TEST 23: the SPEC's example configuration loads, with its files
+=== TEST 23: classify_timeout 0
+--- http_config
+    classifier a { pass /_c/a; prompt "p"; reply "r"; }
+--- config
+    location = /chat { classify a; classify_pass @gen; classify_timeout 0; }
+--- must_die
+--- error_log
+"classify_timeout" must be more than 0
+
+
+
+=== TEST 24: a classify_context_ttl under a second
+--- config
+    location = /chat { classify_context_ttl 500ms; }
+--- must_die
+--- error_log
+"classify_context_ttl" must be at least 1s
+
+
+
+=== TEST 25: an empty Redis password
+--- config
+    location = /chat { classify_redis 127.0.0.1:6379 password=; }
+--- must_die
+--- error_log
+invalid parameter "password=" in "classify_redis"
+
+
+
+=== TEST 26: the SPEC's example configuration loads, with its files
 --- http_config
     classifier non_islamic {
         pass        /_classify/llm;

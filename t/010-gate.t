@@ -368,3 +368,84 @@ client prematurely closed connection
 ["GET /mock/log?tag=a16&wait=2", "GET /mock/log?tag=b16&wait=2"]
 --- response_body_like eval
 ['^499 0\.[2-5]\d* ', '^499 0\.[2-5]\d* ']
+
+
+
+=== TEST 19: classify_resolve first: a blocking classifier that times out blocks
+--- http_config
+    classifier a { pass /_c/a; prompt "is it off-topic?"; reply "A blocks."; timeout 300ms; on_error block; }
+    classifier b { pass /_c/b; prompt "is it fiqh?"; reply "B blocks."; }
+--- config
+    location = /chat { classify a b; classify_resolve first; classify_pass /_gen; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=a19&delay=2; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b19&verdict=no&delay=0.1; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}]}
+--- response_headers
+X-Classify-Verdict: a
+--- response_body_like: "content":"A blocks\."
+
+
+
+=== TEST 20: classify_resolve first: classify_timeout on a blocking classifier blocks too
+--- http_config
+    classifier a { pass /_c/a; prompt "is it off-topic?"; reply "A blocks."; on_error block; }
+    classifier b { pass /_c/b; prompt "is it fiqh?"; reply "B blocks."; }
+--- config
+    location = /chat { classify a b; classify_resolve first; classify_timeout 300ms; classify_pass /_gen; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=a20&mode=hang; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b20&verdict=no; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}]}
+--- response_headers
+X-Classify-Verdict: a
+
+
+
+=== TEST 21: priority: once b is positive, c (listed after it) is aborted at once, while a still runs
+--- http_config
+    classifier a { pass /_c/a; prompt "a?"; reply "A blocks."; }
+    classifier b { pass /_c/b; prompt "b?"; reply "B blocks."; }
+    classifier c { pass /_c/c; prompt "c?"; reply "C blocks."; }
+--- config
+    location = /chat { classify a b c; classify_pass /_gen; add_header X-Time $classify_time; }
+    location = /_gen { internal; return 500; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=a21&verdict=no&delay=0.6; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b21&verdict=yes&delay=0.1; }
+    location /_c/c { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=c21&verdict=no&delay=3; }
+    location /mock/ { proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/_mock/; }
+--- request eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+"GET /mock/log?tag=c21&wait=2"]
+--- response_headers_like eval
+["X-Classify-Verdict: b\nX-Time: (59\\d|[6-9]\\d\\d)\\.\\d{3}", ""]
+--- response_body_like eval
+['"content":"B blocks\."', '^499 0\.(0[89]|[1-4]\d)\d* ']
+
+
+
+=== TEST 22: a shadow still running after the answer: the connection is not kept alive
+--- http_config
+    classifier a { pass /_c/a; prompt "a?"; reply "A blocks."; }
+    classifier s { pass /_c/s; prompt "s?"; shadow on; }
+--- config
+    keepalive_timeout 30s;
+    location = /chat { classify s a; classify_pass /_gen; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=a22&verdict=no; }
+    location /_c/s { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=s22&verdict=no&delay=0.5; }
+--- more_headers
+Connection: keep-alive
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}]}
+--- response_headers
+Connection: close
+--- response_body
+passed
+

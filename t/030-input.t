@@ -224,6 +224,7 @@ GET /chat
 --- error_code: 405
 --- response_headers
 Content-Type: application/json
+Allow: POST
 --- response_body
 {"error":{"message":"method not allowed: use POST","type":"invalid_request_error","code":405}}
 

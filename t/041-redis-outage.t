@@ -111,7 +111,7 @@ POST /chat
 {"user_query":"q","session_id":"s1"}
 --- error_code: 503
 --- response_body
-{"error":{"message":"the conversation context is unavailable","type":"invalid_request_error","code":503}}
+{"error":{"message":"the conversation context is unavailable","type":"server_error","code":503}}
 --- error_log eval
 qr/classify_redis "[^"]+": connection lost/
 
