@@ -47,6 +47,8 @@ static ngx_int_t ngx_http_classify_session_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_classify_results_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_call_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_conf_enum_t  ngx_http_classify_modes[] = {
@@ -179,6 +181,20 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       offsetof(ngx_http_classify_loc_conf_t, reply_format),
       &ngx_http_classify_reply_formats },
 
+    { ngx_string("classify_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_classify_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("classify_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_classify_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("classify_redis"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_classify_redis_set,
@@ -281,6 +297,11 @@ static ngx_http_variable_t  ngx_http_classify_vars[] = {
       ngx_http_classify_results_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    /* $classify_<name>_verdict, $classify_<name>_time */
+    { ngx_string("classify_"), NULL,
+      ngx_http_classify_call_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
       ngx_http_null_variable
 };
 
@@ -324,6 +345,8 @@ ngx_http_classify_create_main_conf(ngx_conf_t *cf)
     {
         return NULL;
     }
+
+    cmcf->pool = cf->pool;
 
     if (ngx_array_init(&cmcf->redis, cf->pool, 1,
                        sizeof(ngx_http_classify_redis_t *))
@@ -561,6 +584,7 @@ ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(cl, sizeof(ngx_http_classify_classifier_t));
 
     cl->name = value[1];
+    cl->index = cmcf->classifiers.nelts - 1;
     cl->protocol = NGX_CONF_UNSET_UINT;
     cl->context = NGX_CONF_UNSET_UINT;
     cl->max_tokens = NGX_CONF_UNSET_UINT;
@@ -1350,3 +1374,91 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+/*
+ * $classify_<name>_verdict: that classifier's outcome in this request;
+ * $classify_<name>_time: its milliseconds
+ */
+
+static ngx_int_t
+ngx_http_classify_call_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t *var = (ngx_str_t *) data;
+
+    u_char                    *p, *name;
+    size_t                     len;
+    ngx_uint_t                 i, time;
+    const char                *outcome;
+    ngx_http_classify_ctx_t   *ctx;
+    ngx_http_classify_call_t  *call;
+
+    v->not_found = 1;
+
+    /* "classify_" NAME "_verdict" | "_time" */
+
+    name = var->data + sizeof("classify_") - 1;
+    len = var->len - (sizeof("classify_") - 1);
+
+    if (len > sizeof("_verdict") - 1
+        && ngx_strncmp(name + len - (sizeof("_verdict") - 1), "_verdict",
+                       sizeof("_verdict") - 1)
+           == 0)
+    {
+        time = 0;
+        len -= sizeof("_verdict") - 1;
+
+    } else if (len > sizeof("_time") - 1
+               && ngx_strncmp(name + len - (sizeof("_time") - 1), "_time",
+                              sizeof("_time") - 1)
+                  == 0)
+    {
+        time = 1;
+        len -= sizeof("_time") - 1;
+
+    } else {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->calls == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < ctx->ncalls; i++) {
+        call = &ctx->calls[i];
+
+        if (call->classifier->name.len != len
+            || ngx_strncmp(call->classifier->name.data, name, len) != 0)
+        {
+            continue;
+        }
+
+        if (time) {
+            p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 4);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            v->data = p;
+            v->len = ngx_sprintf(p, "%M.%03M", call->usec / 1000,
+                                 call->usec % 1000) - p;
+
+        } else {
+            outcome = ngx_http_classify_outcome(call);
+            v->data = (u_char *) outcome;
+            v->len = ngx_strlen(outcome);
+        }
+
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+
+        return NGX_OK;
+    }
+
+    return NGX_OK;
+}
+

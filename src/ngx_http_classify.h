@@ -62,8 +62,12 @@
      || ((c) >= 'A' && (c) <= 'Z'))
 
 
+typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
+
+
 typedef struct {
     ngx_str_t                      name;
+    ngx_uint_t                     index;         /* in the http{} block */
 
     ngx_str_t                      pass_uri;
     ngx_str_t                      pass_args;
@@ -107,6 +111,7 @@ typedef struct {
     ngx_event_t                    connect_timer;
     ngx_msec_t                     backoff;
     ngx_log_t                     *log;
+    void                          *main_conf;     /* for the metrics */
 
     unsigned                       down:1;        /* outage logged */
     unsigned                       exiting:1;
@@ -117,6 +122,9 @@ typedef struct {
     ngx_array_t                    classifiers;   /* of classifier_t */
     ngx_array_t                    redis;         /* of redis_t * */
     ngx_flag_t                     capture;       /* any context_store */
+    ngx_shm_zone_t                *metrics_zone;
+    ngx_http_classify_metrics_t   *metrics;       /* in the zone */
+    ngx_pool_t                    *pool;
 } ngx_http_classify_main_conf_t;
 
 
@@ -252,6 +260,18 @@ void ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_redis_detach(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_redis_store(ngx_http_classify_ctx_t *ctx,
     ngx_str_t *answer);
+
+/* metrics */
+char *ngx_http_classify_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_classify_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_classify_metrics_request(ngx_http_request_t *r);
+void ngx_http_classify_metrics_error(ngx_http_request_t *r);
+void ngx_http_classify_metrics_redis_error(void *main_conf);
+void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
+void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call);
 
 /* capture of the generated answer */
 ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);

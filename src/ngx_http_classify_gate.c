@@ -54,6 +54,8 @@ ngx_http_classify_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_http_classify_metrics_request(r);
+
     if (ngx_http_classify_get_ctx(r) != NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "classify: \"classify_pass\" leads back to a "
@@ -780,6 +782,7 @@ ngx_http_classify_timer_handler(ngx_event_t *ev)
                       "classifier \"%V\" failed: %s (shadow)",
                       &call->classifier->name, call->cause);
 
+        ngx_http_classify_metrics_shadow(ctx, call);
         ngx_http_classify_abort(call);
     }
 
@@ -817,6 +820,8 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
     }
 
     ngx_http_classify_set_timer(ctx);
+
+    ngx_http_classify_metrics_decision(ctx);
 
     if (ctx->request->connection->log->log_level < NGX_LOG_INFO) {
         return;
@@ -988,6 +993,8 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t    *b;
     ngx_str_t     msg, type;
     ngx_chain_t   out;
+
+    ngx_http_classify_metrics_error(r);
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

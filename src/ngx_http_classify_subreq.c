@@ -162,6 +162,10 @@ ngx_http_classify_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
     ngx_http_classify_record(call, sr, rc);
 
+    if (call->classifier->shadow) {
+        ngx_http_classify_metrics_shadow(ctx, call);
+    }
+
     if (sr->connection->error) {
         return rc;
     }
