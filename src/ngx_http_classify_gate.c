@@ -800,6 +800,7 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
 {
     u_char                    *p;
     ngx_uint_t                 i;
+    ngx_msec_int_t             saved, left;
     struct timeval             tv;
     ngx_http_classify_call_t  *call;
     u_char                     buf[NGX_MAX_ERROR_STR];
@@ -828,6 +829,7 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
     }
 
     p = buf;
+    saved = 0;
 
     for (i = 0; i < ctx->ncalls; i++) {
         call = &ctx->calls[i];
@@ -840,6 +842,19 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
             p = ngx_slprintf(p, buf + sizeof(buf), "/%M.%03Mms",
                              call->usec / 1000, call->usec % 1000);
         }
+
+        /* an aborted call would have run until its timeout at most */
+
+        if (call->aborted && !call->timedout) {
+            left = (ngx_msec_int_t) (call->deadline - ngx_current_msec);
+            saved += left > 0 ? left : 0;
+        }
+    }
+
+    if (saved) {
+        p = ngx_slprintf(p, buf + sizeof(buf),
+                         ", aborts saved up to %Mms of classifier time",
+                         saved);
     }
 
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,

@@ -159,6 +159,13 @@ is($json->{classifiers}{yes}{verdicts}{positive}, $block, 'JSON "yes" positive')
 
 my $pid = do { open my $p, '<', "$dir/logs/nginx.pid"; local $/; <$p> };
 chomp $pid;
+
+# a reload with the same classifiers keeps the counters
+kill 'HUP', $pid;
+sleep 1;
+$json = eval { JSON::PP::decode_json(body_of(http("GET /status?format=json HTTP/1.0\r\n\r\n"))) };
+is($json && $json->{requests}, 31, 'counters survive a reload');
+
 kill 'QUIT', $pid;
 sleep 0.5;
 

@@ -67,7 +67,7 @@ X-Verdict: a
 X-B: aborted
 X-Unknown: []
 --- error_log eval
-qr/\[info\] .*classify: verdict a in \d+\.\d{3}ms, a:positive\/\d+\.\d{3}ms b:aborted\/\d+\.\d{3}ms/
+qr/\[info\] .*classify: verdict a in \d+\.\d{3}ms, a:positive\/\d+\.\d{3}ms b:aborted\/\d+\.\d{3}ms, aborts saved up to 4\d\d\dms of classifier time/
 
 
 
