@@ -3,6 +3,7 @@
 #   make            build the module (build/ngx_http_classify_module.so)
 #   make test       install what is missing, build, run the whole suite
 #   make run        build and run the gateway with the bundled mock backends
+#   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make clean
 #
 # NGINX_SRC=/path/to/nginx-x.y.z builds against a source tree instead of
@@ -25,8 +26,8 @@ DEB_TEST   := $(DEB_BUILD) perl libtest-base-perl libtest-longstring-perl \
 
 TEST_FILES ?= t
 
-.PHONY: all build deps-build deps-test test run check check-valgrind \
-        check-asan clean
+.PHONY: all build deps-build deps-test deps-check test run check \
+        check-valgrind check-asan clean
 
 all: build
 
@@ -93,14 +94,15 @@ ASAN_LIB   := $(shell gcc -print-file-name=libasan.so) \
 
 check: check-valgrind check-asan
 
-check-valgrind: deps-test build
-	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory \
-	    deps-build DEB_BUILD=valgrind
+deps-check:
+	$(call apt_ensure,$(DEB_TEST) valgrind)
+
+check-valgrind: deps-check build
 	TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_BINARY=$(NGINX_BIN) \
 	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
 	    prove -I t/lib $(wildcard t/0*.t)
 
-check-asan: deps-test
+check-asan: deps-check
 	$(MAKE) --no-print-directory build BUILD=$(ASAN_BUILD) \
 	    CFLAGS_EXTRA="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter -Werror"
 	rm -rf $(ASAN_BUILD)/reports && mkdir -p $(ASAN_BUILD)/reports
