@@ -111,7 +111,6 @@ typedef struct {
     ngx_event_t                    connect_timer;
     ngx_msec_t                     backoff;
     ngx_log_t                     *log;
-    void                          *main_conf;     /* for the metrics */
 
     unsigned                       down:1;        /* outage logged */
     unsigned                       exiting:1;
@@ -268,7 +267,7 @@ char *ngx_http_classify_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_classify_metrics_request(ngx_http_request_t *r);
 void ngx_http_classify_metrics_error(ngx_http_request_t *r);
-void ngx_http_classify_metrics_redis_error(void *main_conf);
+void ngx_http_classify_metrics_redis_error(ngx_http_request_t *r);
 void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);

@@ -263,6 +263,10 @@ ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx, ngx_uint_t ok)
 
     r = ctx->request;
 
+    if (!ok) {
+        ngx_http_classify_metrics_redis_error(r);
+    }
+
     if (!ok && ctx->conf->redis_on_error == NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK) {
         ngx_http_finalize_request(r,
                       ngx_http_classify_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,

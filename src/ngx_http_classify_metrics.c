@@ -278,12 +278,16 @@ ngx_http_classify_metrics_error(ngx_http_request_t *r)
 }
 
 
-void
-ngx_http_classify_metrics_redis_error(void *main_conf)
-{
-    ngx_http_classify_main_conf_t  *cmcf = main_conf;
+/* a request classified without its context: Redis down, slow or failing */
 
-    if (cmcf && cmcf->metrics) {
+void
+ngx_http_classify_metrics_redis_error(ngx_http_request_t *r)
+{
+    ngx_http_classify_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
+
+    if (cmcf->metrics) {
         (void) ngx_atomic_fetch_add(&cmcf->metrics->redis_errors, 1);
     }
 }
@@ -509,8 +513,8 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
         }
 
         p = ngx_slprintf(p, last,
-                 "# HELP classify_redis_errors_total Failed or timed-out "
-                 "Redis context reads and lost connections.\n"
+                 "# HELP classify_redis_errors_total Requests that got no "
+                 "context from Redis (down, slow or failing).\n"
                  "# TYPE classify_redis_errors_total counter\n"
                  "classify_redis_errors_total %uA\n"
                  "# HELP classify_decision_seconds Time from the body to "

@@ -85,8 +85,7 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rs->connect_timeout = 1000;
     rs->timeout = 1000;
-    rs->main_conf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_classify_module);
+
 
     /* the whole line names the server */
 
@@ -642,7 +641,6 @@ ngx_http_classify_redis_lrange_done(redisAsyncContext *ac, void *reply,
     r = ctx->request;
 
     if (rr == NULL || rr->type != REDIS_REPLY_ARRAY) {
-        ngx_http_classify_metrics_redis_error(op->redis->main_conf);
 
         if (rr == NULL) {
             /* the connection went; its loss is logged once by the cleanup */
@@ -747,8 +745,6 @@ ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx)
     }
 
     rs = ctx->conf->redis;
-
-    ngx_http_classify_metrics_redis_error(rs->main_conf);
 
     if (!rs->down) {
         ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
@@ -962,10 +958,6 @@ ngx_http_classify_redis_cleanup(void *data)
 
     rs = c->data;
     ac = rs->ac;
-
-    if (ac && ac->err) {
-        ngx_http_classify_metrics_redis_error(rs->main_conf);
-    }
 
     if (ac && ac->err && !rs->down && !rs->exiting) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,

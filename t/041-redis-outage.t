@@ -32,7 +32,10 @@ stopped
 
 
 === TEST 2: Redis down at start: requests are answered without context, logged once
+--- http_config
+    classify_metrics_zone m 1m;
 --- config
+    location = /status { classify_status; }
     location = /chat { classify a b; classify_pass /_gen; classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT; }
     location = /_gen { internal; return 200 "passed\n"; }
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r7a; }
@@ -53,9 +56,11 @@ qr/classify_redis "[^"]+": cannot connect/
 --- request eval
 ['POST /chat
 {"user_query":"q","session_id":"s1"}',
-"GET /mock/body?tag=r7a&wait=1"]
---- response_body eval
-["passed\n", '{"query":"q","context":[],"session":"s1"}']
+"GET /mock/body?tag=r7a&wait=1",
+"GET /status"]
+--- response_body_like eval
+["^passed\n\$", '^\{"query":"q","context":\[\],"session":"s1"\}$',
+"\nclassify_redis_errors_total 2\n"]
 --- no_error_log
 cannot connect
 [error]
