@@ -245,6 +245,10 @@ ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *message);
+ngx_int_t ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream);
+ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
 void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
     ngx_uint_t ok);
 

@@ -43,10 +43,11 @@ ngx_int_t
 ngx_http_classify_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_table_elt_t               *h;
     ngx_pool_cleanup_t            *cln;
     ngx_http_classify_ctx_t       *ctx;
     ngx_http_classify_loc_conf_t  *clcf;
+
+    static ngx_str_t  post = ngx_string("POST");
 
     if (r != r->main) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -64,17 +65,9 @@ ngx_http_classify_handler(ngx_http_request_t *r)
     }
 
     if (r->method != NGX_HTTP_POST) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_classify_add_header(r, "Allow", &post) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "POST");
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
 
         return ngx_http_classify_error(r, NGX_HTTP_NOT_ALLOWED,
                                        "method not allowed: use POST");
@@ -901,15 +894,13 @@ static void
 ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 {
     u_char                          *p;
-    ngx_int_t                        rc;
-    ngx_buf_t                       *b;
-    ngx_str_t                        body, id;
+    ngx_str_t                        body, id, content_type;
     ngx_uint_t                       format, stream;
-    ngx_chain_t                      out;
-    ngx_table_elt_t                 *h;
     ngx_http_classify_classifier_t  *cl;
     u_char                           idbuf[sizeof("chatcmpl-classify--")
                                            + 2 * NGX_ATOMIC_T_LEN];
+
+    static ngx_str_t  no_cache = ngx_string("no-cache");
 
     cl = ctx->calls[ctx->verdict].classifier;
 
@@ -924,8 +915,8 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
                                              "accept", sizeof("accept") - 1));
 
     if (ngx_http_classify_render_reply(r->pool, format, cl, &ctx->input, &id,
-                                       ngx_time(), &r->headers_out.content_type,
-                                       &body, &stream)
+                                       ngx_time(), &content_type, &body,
+                                       &stream)
         != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -934,65 +925,90 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 
     ngx_http_classify_redis_store(ctx, &cl->reply);
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (stream) {
-        /* an event stream goes out chunked, as a stream */
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Cache-Control");
-        ngx_str_set(&h->value, "no-cache");
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-
-    } else {
-        r->headers_out.content_length_n = body.len;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if ((stream
+         && ngx_http_classify_add_header(r, "Cache-Control", &no_cache)
+            != NGX_OK)
+        || ngx_http_classify_add_header(r, "X-Classify-Verdict", &cl->name)
+           != NGX_OK)
+    {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    /* an event stream goes out chunked, as a stream */
+
+    ngx_http_finalize_request(r, ngx_http_classify_send(r, NGX_HTTP_OK,
+                                                    &content_type, &body,
+                                                    stream));
+}
+
+
+ngx_int_t
+ngx_http_classify_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
     h->hash = 1;
-    ngx_str_set(&h->key, "X-Classify-Verdict");
-    h->value = cl->name;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
 #if (nginx_version >= 1023000)
     h->next = NULL;
 #endif
 
+    return NGX_OK;
+}
+
+
+/*
+ * A whole response from memory; without a length (chunked) for a stream.
+ * Returns what the handler finalizes with.
+ */
+
+ngx_int_t
+ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = *content_type;
+    r->headers_out.content_type_len = content_type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (!stream) {
+        r->headers_out.content_length_n = body->len;
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return;
+        return rc;
     }
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_ERROR;
     }
 
-    b->pos = body.data;
-    b->last = body.data + body.len;
+    b->pos = body->data;
+    b->last = body->data + body->len;
     b->memory = 1;
-    b->last_buf = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     out.buf = b;
     out.next = NULL;
 
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    return ngx_http_output_filter(r, &out);
 }
 
 
@@ -1008,10 +1024,10 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
 {
     size_t        len;
     u_char       *p;
-    ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_str_t     msg, type;
-    ngx_chain_t   out;
+    ngx_str_t     msg, type, body;
+
+    static ngx_str_t  json = ngx_string("application/json");
 
     ngx_http_classify_metrics_error(r);
 
@@ -1042,25 +1058,10 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     p = ngx_http_classify_json_str(p, &msg);
     b->last = ngx_sprintf(p, ",\"type\":\"%V\",\"code\":%ui}}\n",
                           &type, status);
-    b->last_buf = 1;
-    b->last_in_chain = 1;
+    body.data = b->pos;
+    body.len = b->last - b->pos;
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_classify_send(r, status, &json, &body, 0);
 }
 
 

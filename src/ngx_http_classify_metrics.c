@@ -391,9 +391,8 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
     u_char                          *p, *last;
     ngx_int_t                        rc, json;
     ngx_buf_t                       *b;
-    ngx_str_t                        format, label;
+    ngx_str_t                        format, label, body, content_type;
     ngx_uint_t                       i, k;
-    ngx_chain_t                      out;
     ngx_http_classify_metrics_t     *m;
     ngx_http_classify_cl_metrics_t  *cm;
     ngx_http_classify_classifier_t  *cl;
@@ -472,7 +471,7 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
 
         p = ngx_slprintf(p, last, "}}\n");
 
-        ngx_str_set(&r->headers_out.content_type, "application/json");
+        ngx_str_set(&content_type, "application/json");
 
     } else {
         p = ngx_slprintf(p, last,
@@ -538,27 +537,13 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
                                                   &label, &m->cl[i].latency);
         }
 
-        ngx_str_set(&r->headers_out.content_type,
-                    "text/plain; version=0.0.4; charset=utf-8");
+        ngx_str_set(&content_type, "text/plain; version=0.0.4; charset=utf-8");
     }
 
-    b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    body.data = b->pos;
+    body.len = p - b->pos;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_classify_send(r, NGX_HTTP_OK, &content_type, &body, 0);
 }
 
 
