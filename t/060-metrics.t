@@ -7,32 +7,15 @@
 use strict;
 use warnings;
 use Test::More;
-use File::Temp qw(tempdir);
-use File::Path qw(make_path);
-use IO::Socket::INET;
 use JSON::PP ();
 use Time::HiRes qw(sleep);
+use Test::Classify::Nginx;
 
-my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-my @modules = split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
 my $port = ($ENV{TEST_NGINX_PORT} || 1984) + 101;
 my $back = $port + 1;
 
-my $dir = tempdir(CLEANUP => 1);
-make_path("$dir/conf", "$dir/logs");
-
-open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
-print {$fh} "load_module $_;\n" for @modules;
-print {$fh} <<"_EOC_";
-worker_processes 2;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-events { worker_connections 256; accept_mutex off; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-
+my $ngx = Test::Classify::Nginx->start(port => $port, workers => 2,
+                                       conf => <<"_EOC_");
     classify_metrics_zone classify 1m;
 
     classifier yes { pass /_c/yes; protocol json; reply "YES blocks"; }
@@ -58,31 +41,14 @@ http {
         location /_c/s { internal; proxy_pass http://127.0.0.1:$back/verdict/true; }
         location = /status { classify_status; }
     }
-}
 _EOC_
-close $fh;
-
-sub http {
-    my ($req) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or return '';
-    print {$s} $req;
-    local $/;
-    my $res = <$s>;
-    return $res // '';
-}
 
 sub chat {
     my ($uri) = @_;
     my $body = '{"user_query":"q"}';
-    return http("POST $uri HTTP/1.0\r\nContent-Length: "
-                . length($body) . "\r\n\r\n$body");
+    return $ngx->http("POST $uri HTTP/1.0\r\nContent-Length: "
+                      . length($body) . "\r\n\r\n$body");
 }
-
-sub body_of { my ($res) = @_; $res =~ s/^.*?\r\n\r\n//s; return $res; }
-
-system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
-    or BAIL_OUT("cannot start nginx");
-sleep 0.5;
 
 my ($pass, $block) = (0, 0);
 
@@ -92,11 +58,11 @@ for my $i (1 .. 30) {
     $block++ if $res =~ /YES blocks/;
 }
 
-http("GET /pass HTTP/1.0\r\n\r\n");   # one error answer (405)
+$ngx->http("GET /pass HTTP/1.0\r\n\r\n");   # one error answer (405)
 
 sleep 0.3;   # the last shadows finish
 
-my $prom = body_of(http("GET /status HTTP/1.0\r\n\r\n"));
+my $prom = $ngx->body("GET /status HTTP/1.0\r\n\r\n");
 
 # a small Prometheus text parser: name{labels} value
 my (%metric, $bad);
@@ -150,23 +116,18 @@ is($metric{'classify_decision_seconds_count'}, 30, '_count is the number of deci
 ok($metric{'classify_decision_seconds_sum'} > 0
    && $metric{'classify_decision_seconds_sum'} < 30, '_sum is plausible');
 
-my $json = eval { JSON::PP::decode_json(body_of(http("GET /status?format=json HTTP/1.0\r\n\r\n"))) };
+my $json = eval { JSON::PP::decode_json($ngx->body("GET /status?format=json HTTP/1.0\r\n\r\n")) };
 ok($json, 'the JSON parses') or diag($@);
 is($json->{requests}, 31, 'JSON requests (a status request is not one)')
     if $json;
 is($json->{classifiers}{yes}{verdicts}{positive}, $block, 'JSON "yes" positive')
     if $json;
 
-my $pid = do { open my $p, '<', "$dir/logs/nginx.pid"; local $/; <$p> };
-chomp $pid;
-
 # a reload with the same classifiers keeps the counters
-kill 'HUP', $pid;
-sleep 1;
-$json = eval { JSON::PP::decode_json(body_of(http("GET /status?format=json HTTP/1.0\r\n\r\n"))) };
+$ngx->reload;
+$json = eval { JSON::PP::decode_json($ngx->body("GET /status?format=json HTTP/1.0\r\n\r\n")) };
 is($json && $json->{requests}, 31, 'counters survive a reload');
 
-kill 'QUIT', $pid;
-sleep 0.5;
+$ngx->quit;
 
 done_testing();
