@@ -135,7 +135,11 @@ ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    /* a reload with the same classifiers keeps counting */
+    /*
+     * a reload with the same classifiers keeps counting; with others, a new
+     * layout is allocated and the old one is left to the old workers that
+     * are still finishing their requests
+     */
 
     if (ocmcf && ocmcf->metrics
         && ocmcf->metrics->signature.len == sig.len
