@@ -361,13 +361,13 @@ client prematurely closed connection
 
 
 
-=== TEST 18: after a client abort, both classifier upstreams saw 499 early
+=== TEST 18: after a client abort, both classifier upstreams saw 499 early (under 1 s, not 3)
 --- config
     location /mock/ { proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/_mock/; }
 --- request eval
 ["GET /mock/log?tag=a16&wait=2", "GET /mock/log?tag=b16&wait=2"]
 --- response_body_like eval
-['^499 0\.[2-5]\d* ', '^499 0\.[2-5]\d* ']
+['^499 0\.\d+ ', '^499 0\.\d+ ']
 
 
 
