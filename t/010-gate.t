@@ -58,7 +58,7 @@ Content-Type: text/event-stream
 --- response_headers_like eval
 ["X-Classify-Verdict: a\nX-Time: (9\\d|[1-4]\\d\\d)\\.\\d{3}", ""]
 --- response_body_like eval
-['"content":"A blocks\."', '^499 0\.(0[89]|[1-4]\d)\d* ']
+['"content":"A blocks\."', '^499 0\.(0\d|[1-4]\d)\d* ']
 --- no_error_log
 [error]
 [alert]
@@ -124,7 +124,7 @@ X-Time: (2[89]\d|[34]\d\d)\.\d{3}
 --- response_headers_like eval
 ["X-Classify-Verdict: a\nX-Time: (9\\d|[1-4]\\d\\d)\\.\\d{3}", ""]
 --- response_body_like eval
-['"content":"A blocks\."', '^499 0\.(0[89]|[1-4]\d)\d* ']
+['"content":"A blocks\."', '^499 0\.(0\d|[1-4]\d)\d* ']
 --- no_error_log
 [error]
 
@@ -213,7 +213,7 @@ classifier "a" failed: timed out, passing (on_error pass)
 === TEST 10: the timed-out classifier's connection was closed at the timeout
 --- request
 GET /mock/log?tag=a9&wait=2
---- response_body_like: ^499 0\.(29|3\d)\d* 
+--- response_body_like: ^499 0\.[23]\d* 
 
 
 
@@ -425,7 +425,7 @@ X-Classify-Verdict: a
 --- response_headers_like eval
 ["X-Classify-Verdict: b\nX-Time: (59\\d|[6-9]\\d\\d)\\.\\d{3}", ""]
 --- response_body_like eval
-['"content":"B blocks\."', '^499 0\.(0[89]|[1-4]\d)\d* ']
+['"content":"B blocks\."', '^499 0\.(0\d|[1-4]\d)\d* ']
 
 
 
