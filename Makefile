@@ -4,6 +4,8 @@
 #   make test       install what is missing, build, run the whole suite
 #   make run        build and run the gateway with the bundled mock backends
 #   make check      the suite under valgrind, then against an ASan/UBSan build
+#   make deb        the Debian package libnginx-mod-http-classify
+#   make deb-check  ... installed, and nginx -t with a configuration using it
 #   make clean
 #
 # NGINX_SRC=/path/to/nginx-x.y.z builds against a source tree instead of
@@ -22,12 +24,12 @@ CFLAGS_EXTRA ?= -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror
 DEB_BUILD  := gcc make nginx nginx-dev libhiredis-dev libcjson-dev
 DEB_TEST   := $(DEB_BUILD) perl libtest-base-perl libtest-longstring-perl \
               libtext-diff-perl redis-server libnginx-mod-http-lua \
-              libnginx-mod-http-echo curl
+              libnginx-mod-http-echo libnginx-mod-http-perl curl
 
 TEST_FILES ?= t
 
-.PHONY: all build deps-build deps-test deps-check test run check \
-        check-valgrind check-asan clean
+.PHONY: all build deps-build deps-test deps-check sdk test run check \
+        check-valgrind check-asan deb deb-check clean
 
 all: build
 
@@ -81,8 +83,21 @@ deps-build:
 deps-test:
 	$(call apt_ensure,$(DEB_TEST))
 
-test: deps-test build
-	TEST_NGINX_BINARY=$(NGINX_BIN) \
+# the official OpenAI SDK for t/070-openai-sdk.t, pinned by t/sdk's lock file
+SDK_DIR := $(BUILD)/sdk
+
+$(SDK_DIR)/node_modules/openai/package.json: t/sdk/package.json t/sdk/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps-build \
+	    DEB_BUILD="nodejs npm"
+	mkdir -p $(SDK_DIR)
+	cp t/sdk/package.json t/sdk/package-lock.json $(SDK_DIR)/
+	cd $(SDK_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sdk: $(SDK_DIR)/node_modules/openai/package.json
+
+test: deps-test build sdk
+	CLASSIFY_SDK_DIR=$(SDK_DIR) TEST_NGINX_BINARY=$(NGINX_BIN) \
 	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
 	    prove -I t/lib -r $(TEST_FILES)
 
@@ -116,6 +131,26 @@ check-asan: deps-check
 	    cat $(ASAN_BUILD)/reports/*; echo "ASan/UBSan reports above"; exit 1; \
 	fi
 	@echo "ASan/UBSan: no reports"
+
+# make deb: libnginx-mod-http-classify, built with Debian's own nginx
+# module tooling (dh --with nginx, from nginx-dev); make deb-check installs
+# it and runs nginx -t on a configuration that uses it
+DEB_DIR := $(BUILD)/deb
+
+deb:
+	$(call apt_ensure,$(DEB_BUILD) debhelper dpkg-dev)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	tar -C $(TOP) -c --exclude=./build --exclude='./t/servroot*' \
+	    --exclude=./.git . | tar -C $(DEB_DIR)/src -x
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc >$(DEB_DIR)/build.log 2>&1 \
+	    || { tail -30 $(DEB_DIR)/build.log; exit 1; }
+	@ls $(DEB_DIR)/*.deb
+
+deb-check: deb
+	tools/deb-check $(DEB_DIR)
+
+# make run LLM_URL=... LLM_KEY=... LLM_MODEL=...: a real server, not the mock
+export LLM_URL LLM_KEY LLM_MODEL
 
 run: deps-test build
 	tools/run-demo

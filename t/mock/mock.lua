@@ -63,6 +63,7 @@
 --            "finish_reason":null}]}\n\n          (K times, gap between)
 --     data: {... "choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n
 --     data: [DONE]\n\n
+--   strict=1: stream only when the body says "stream": true (OpenAI's rule)
 --   When the request's JSON body has "stream": false: one chat.completion
 --   object (id "chatcmpl-gen") with the concatenated text.
 --   mode=ok|hang|reset|close; reset sends the headers and the first event
@@ -425,7 +426,9 @@ function M.generate()
     local model = model_of(req)
     local created = ngx.time()
 
-    if req.stream == false then
+    -- strict=1: OpenAI's own rule, a stream only when "stream": true
+    local strict = arg(args, "strict", "0") ~= "0"
+    if req.stream == false or (strict and req.stream ~= true) then
         local content = concat(pieces)
         local ptok, ctok = approx_tokens(body), approx_tokens(content)
         local answer = json.encode(json.obj{
