@@ -187,6 +187,10 @@ typedef struct {
     struct timeval                   start;
     ngx_msec_int_t                   usec;        /* time to the answer */
 
+    ngx_str_t                        answer;      /* the raw answer */
+    size_t                           answer_size;
+    off_t                            received;    /* answer bytes */
+
     ngx_uint_t                       verdict;     /* PENDING .. ERROR */
     const char                      *cause;       /* why an ERROR */
     ngx_uint_t                       status;      /* upstream status */
@@ -195,6 +199,7 @@ typedef struct {
     unsigned                         done:1;      /* answer recorded */
     unsigned                         aborted:1;   /* by the gate */
     unsigned                         timedout:1;
+    unsigned                         too_big:1;
 } ngx_http_classify_call_t;
 
 
@@ -283,6 +288,9 @@ ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);
 void ngx_http_classify_abort(ngx_http_classify_call_t *call);
+ngx_int_t ngx_http_classify_answer_filter(ngx_http_request_t *r,
+    ngx_http_classify_call_t *call, ngx_chain_t *in);
+ngx_int_t ngx_http_classify_is_call(ngx_http_request_t *r);
 void ngx_http_classify_elapsed(ngx_http_classify_call_t *call);
 ngx_uint_t ngx_http_classify_pending_shadows(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_settled(ngx_http_classify_ctx_t *ctx,

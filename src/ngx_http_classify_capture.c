@@ -1,7 +1,8 @@
 
 /*
- * ngx_http_classify_module: the generated answer, for
- * classify_context_store.
+ * ngx_http_classify_module: the module's body filter.  It keeps the
+ * answers of classifier subrequests (ngx_http_classify_answer_filter())
+ * and, for classify_context_store, the generated answer.
  *
  * A body filter on a passed request copies the generation's response as
  * it goes by (nothing is held back: each buffer is passed on unchanged),
@@ -50,9 +51,19 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_http_classify_ctx_t        *ctx;
     ngx_http_classify_main_conf_t  *cmcf;
 
+    if (r != r->main) {
+        if (ngx_http_classify_is_call(r)) {
+            /* a classifier's answer: kept by the call, not sent on */
+            return ngx_http_classify_answer_filter(r, r->post_subrequest->data,
+                                                   in);
+        }
+
+        return ngx_http_next_body_filter(r, in);
+    }
+
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
 
-    if (!cmcf->capture || r != r->main || in == NULL) {
+    if (!cmcf->capture || in == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
 

@@ -3,11 +3,18 @@
  * ngx_http_classify_module: start, collect and abort classifier calls.
  *
  * Each call is an in-memory background subrequest (the pattern of njs's
- * r.subrequest()): its answer lands in sr->out, its post handler records
- * the verdict once and wakes the parent, and nginx keeps the main request
- * alive (r->main->count) until it ends.  A call the gate no longer needs
- * is aborted through its upstream's own cleanup, which closes the peer
- * connection and finalizes the subrequest with NGX_DONE.
+ * r.subrequest()): its post handler records the verdict once and wakes the
+ * parent, and nginx keeps the main request alive (r->main->count) until it
+ * ends.  The answer itself is collected by this module's body filter, not
+ * by nginx's in-memory postpone filter: that one fails an answer bigger
+ * than subrequest_output_buffer_size with NGX_ERROR, which
+ * ngx_http_output_filter() turns into c->error on the connection the
+ * subrequest shares with the client, and the client's request dies.  Here
+ * a too big answer is only that classifier's error.
+ *
+ * A call the gate no longer needs is aborted through its upstream's own
+ * cleanup, which closes the peer connection and finalizes the subrequest
+ * with NGX_DONE.
  */
 
 
@@ -196,7 +203,6 @@ static void
 ngx_http_classify_record(ngx_http_classify_call_t *call,
     ngx_http_request_t *sr, ngx_int_t rc)
 {
-    ngx_buf_t                       *b;
     ngx_http_classify_classifier_t  *cl;
 
     cl = call->classifier;
@@ -211,22 +217,26 @@ ngx_http_classify_record(ngx_http_classify_call_t *call,
         call->verdict = NGX_HTTP_CLASSIFY_ERROR;
         call->cause = "no answer from the classifier";
 
-    } else if (rc == NGX_ERROR) {
+    } else if (rc == NGX_ERROR
+               || (sr->headers_out.content_length_n >= 0
+                   && call->received < sr->headers_out.content_length_n))
+    {
+        /* the connection ended before the Content-Length it announced */
         call->verdict = NGX_HTTP_CLASSIFY_ERROR;
-        call->cause = "answer was cut off or too big "
-                      "for subrequest_output_buffer_size";
+        call->cause = "answer was cut off";
 
     } else if (call->status < 200 || call->status > 299) {
         call->verdict = NGX_HTTP_CLASSIFY_ERROR;
         call->cause = "classifier answered with a non-2xx status";
 
-    } else {
-        b = sr->out ? sr->out->buf : NULL;
+    } else if (call->too_big) {
+        call->verdict = NGX_HTTP_CLASSIFY_ERROR;
+        call->cause = "answer bigger than subrequest_output_buffer_size";
 
-        call->verdict = ngx_http_classify_parse_answer(cl,
-                                                  b ? b->pos : NULL,
-                                                  b ? b->last - b->pos : 0,
-                                                  &call->cause);
+    } else {
+        call->verdict = ngx_http_classify_parse_answer(cl, call->answer.data,
+                                                       call->answer.len,
+                                                       &call->cause);
     }
 
     if (call->verdict == NGX_HTTP_CLASSIFY_ERROR) {
@@ -253,6 +263,98 @@ ngx_http_classify_record(ngx_http_classify_call_t *call,
                    "classify: \"%V\" answered %ui in %M.%03Mms",
                    &cl->name, call->verdict,
                    call->usec / 1000, call->usec % 1000);
+}
+
+
+/* whether r is one of this module's classifier subrequests */
+
+ngx_int_t
+ngx_http_classify_is_call(ngx_http_request_t *r)
+{
+    return r->post_subrequest
+           && r->post_subrequest->handler == ngx_http_classify_done;
+}
+
+
+/*
+ * The body filter of a classifier subrequest: the answer is copied into
+ * the call, up to the classifier location's subrequest_output_buffer_size,
+ * and consumed here.
+ */
+
+ngx_int_t
+ngx_http_classify_answer_filter(ngx_http_request_t *r,
+    ngx_http_classify_call_t *call, ngx_chain_t *in)
+{
+    size_t                     len;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b)) {
+            continue;
+        }
+
+        len = ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos)
+                                   : (size_t) (b->file_last - b->file_pos);
+
+        call->received += len;
+
+        if (call->too_big || len == 0) {
+            goto consumed;
+        }
+
+        if (call->answer.data == NULL) {
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+            call->answer_size = clcf->subrequest_output_buffer_size;
+
+            call->answer.data = ngx_pnalloc(r->pool, call->answer_size);
+            if (call->answer.data == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (call->answer.len + len > call->answer_size) {
+            call->too_big = 1;
+            goto consumed;
+        }
+
+        if (ngx_buf_in_memory(b)) {
+            ngx_memcpy(call->answer.data + call->answer.len, b->pos, len);
+
+        } else {
+            /*
+             * the proxy buffered a big answer to its temporary file; read
+             * it back, as nginx's copy filter does for in-memory requests
+             */
+
+            n = ngx_read_file(b->file, call->answer.data + call->answer.len,
+                              len, b->file_pos);
+            if (n != (ssize_t) len) {
+                call->too_big = 1;
+                goto consumed;
+            }
+        }
+
+        call->answer.len += len;
+
+    consumed:
+
+        if (ngx_buf_in_memory(b)) {
+            b->pos = b->last;
+        }
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
