@@ -99,6 +99,11 @@ ngx_http_classify_handler(ngx_http_request_t *r)
 
     rc = ngx_http_read_client_request_body(r, ngx_http_classify_body_handler);
 
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_classify_error(r, rc,
+                                     "request body over client_max_body_size");
+    }
+
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }

@@ -19,6 +19,8 @@
 #include <cjson/cJSON.h>
 
 
+static ngx_int_t ngx_http_classify_check_text(u_char *p, size_t len,
+    const char **err);
 static ngx_int_t ngx_http_classify_copy(ngx_pool_t *pool, ngx_str_t *dst,
     const char *src);
 static ngx_int_t ngx_http_classify_content(ngx_pool_t *pool, cJSON *msg,
@@ -42,6 +44,11 @@ ngx_http_classify_parse_input(ngx_pool_t *pool,
     if (len == 0) {
         *err = "empty request body";
         return NGX_DECLINED;
+    }
+
+    rc = ngx_http_classify_check_text(data, len, err);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     root = cJSON_ParseWithLength((const char *) data, len);
@@ -121,6 +128,46 @@ done:
     cJSON_Delete(root);
 
     return rc;
+}
+
+
+/*
+ * JSON is UTF-8: anything else would reach the classifiers as it came.
+ * And cJSON's strings end at a NUL, so an escaped "\u0000" would silently
+ * cut the query short: refused instead.
+ */
+
+static ngx_int_t
+ngx_http_classify_check_text(u_char *p, size_t len, const char **err)
+{
+    u_char    *last;
+    uint32_t   c;
+
+    last = p + len;
+
+    while (p < last) {
+
+        if (*p < 0x80) {
+            if (*p == '\\' && last - p >= 6 && p[1] == 'u'
+                && ngx_strncmp(p + 2, "0000", 4) == 0)
+            {
+                *err = "NUL characters (\\u0000) are not allowed";
+                return NGX_DECLINED;
+            }
+
+            p += (*p == '\\' && p + 1 < last) ? 2 : 1;
+            continue;
+        }
+
+        c = ngx_utf8_decode(&p, last - p);
+
+        if (c > 0x10ffff) {
+            *err = "request body is not valid UTF-8";
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -1,0 +1,117 @@
+# The rest of the bad-input table: a body in many small TCP writes, broken
+# UTF-8, NUL characters, a 1 MB query, an oversize body answered in JSON.
+
+use Test::Nginx::Socket 'no_plan';
+use Test::Classify::Mock;
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value('http_config', <<'_EOC_' . ($block->http_config // ''));
+    classifier a { pass /_c/a; prompt "a?"; reply "A blocks"; }
+_EOC_
+    if (defined $block->config) {
+        $block->set_value('config', <<'_EOC_' . $block->config);
+    location /mock/ { proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/_mock/; }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location = /chat { classify a; classify_pass /_gen; }
+_EOC_
+    }
+});
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a body arriving in 8 writes, 30 ms apart
+--- config
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b1; }
+--- raw_request eval
+my $body = '{"user_query":"split across many packets"}';
+my @parts = ("POST /chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+             . "Content-Length: " . length($body) . "\r\n\r\n");
+push @parts, map { { value => $_, delay_before => 0.03 } } unpack("(A6)*", $body);
+\@parts
+--- response_body
+passed
+
+
+
+=== TEST 2: ... and the classifier got the whole query
+--- request
+GET /mock/body?tag=b1&wait=1
+--- response_body_like: "content":"split across many packets"\}\]\}$
+
+
+
+=== TEST 3: broken UTF-8: 400, named
+--- config
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b3; }
+--- request eval
+"POST /chat\n{\"user_query\":\"caf\xc3\x28 \xff\"}"
+--- error_code: 400
+--- response_body
+{"error":{"message":"request body is not valid UTF-8","type":"invalid_request_error","code":400}}
+
+
+
+=== TEST 4: an escaped NUL would cut the query short: 400, named
+--- request
+POST /chat
+{"user_query":"abc\u0000def"}
+--- error_code: 400
+--- response_body
+{"error":{"message":"NUL characters (\\u0000) are not allowed","type":"invalid_request_error","code":400}}
+
+
+
+=== TEST 5: an escaped backslash before "u0000" is text, not a NUL
+--- request
+POST /chat
+{"user_query":"path\\u0000x"}
+--- response_body
+passed
+
+
+
+=== TEST 6: valid UTF-8 in every length passes
+--- request
+POST /chat
+{"user_query":"é ش 中 😀"}
+--- response_body
+passed
+
+
+
+=== TEST 7: a 1 MB query goes to the classifier whole
+--- config
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b7; }
+--- request eval
+["POST /chat\n{\"user_query\":\"" . ("x" x 1048576) . "\"}", "GET /mock/log?tag=b7&wait=1"]
+--- response_body_like eval
+["^passed\n\$", "^200 "]
+
+
+
+=== TEST 8: a body over client_max_body_size: 413 (nginx's own, before any content handler)
+--- config
+    location = /small { classify a; classify_pass /_gen; client_max_body_size 1k; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b8; }
+--- request eval
+"POST /small\n{\"user_query\":\"" . ("x" x 2000) . "\"}"
+--- error_code: 413
+
+
+
+=== TEST 9: a chunked body over client_max_body_size: 413 in JSON from the gate
+--- config
+    location = /small { classify a; classify_pass /_gen; client_max_body_size 100; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9; }
+--- raw_request eval
+my $body = '{"user_query":"' . ("x" x 300) . '"}';
+"POST /small HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+. "Transfer-Encoding: chunked\r\n\r\n"
+. sprintf("%x", length $body) . "\r\n$body\r\n0\r\n\r\n"
+--- error_code: 413
+--- response_body
+{"error":{"message":"request body over client_max_body_size","type":"invalid_request_error","code":413}}
