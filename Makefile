@@ -157,3 +157,19 @@ run: deps-test build
 
 clean:
 	rm -rf $(BUILD) t/servroot*
+
+# make bench: the benchmark (bench/run), against the mock backends on
+# 127.0.0.1; writes bench/RESULTS.md and bench/latency.svg.
+# make bench QUICK=1: c=1 and c=64 only, under 2 minutes (CI), report in
+# build/bench/.  MOCK=lua uses the test suite's Lua mock instead of bench/mock-llm.c.
+.PHONY: bench
+DEB_BENCH  := $(DEB_TEST) libcurl4-openssl-dev gnuplot-nox
+BENCH_BIN  := $(BUILD)/bench
+
+bench: build
+	$(call apt_ensure,$(DEB_BENCH))
+	@mkdir -p $(BENCH_BIN)
+	gcc -O2 -Wall -o $(BENCH_BIN)/classify-load bench/classify-load.c -lcurl -lm
+	gcc -O2 -Wall -o $(BENCH_BIN)/mock-llm bench/mock-llm.c
+	gcc -O2 -Wall -o $(BENCH_BIN)/probe bench/probe.c
+	QUICK=$(QUICK) MOCK=$(MOCK) bench/run
