@@ -31,6 +31,9 @@ static char *ngx_http_classifier_check(ngx_conf_t *cf,
     ngx_http_classify_classifier_t *cl);
 static char *ngx_http_classify_read_file(ngx_conf_t *cf,
     ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *text);
+static char *ngx_http_classifier_text(ngx_conf_t *cf,
+    ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *value,
+    ngx_str_t *text);
 static void ngx_http_classify_trim(ngx_str_t *s);
 static char *ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -592,8 +595,6 @@ ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cl->on_error = NGX_CONF_UNSET_UINT;
     cl->shadow = NGX_CONF_UNSET;
     cl->positive = NGX_CONF_UNSET_PTR;
-    cl->file = cf->conf_file->file.name.data;
-    cl->line = cf->conf_file->line;
 
     save = *cf;
     cf->handler = ngx_http_classifier_setting;
@@ -620,7 +621,7 @@ ngx_http_classifier_setting(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     u_char      *p;
     ngx_int_t    n;
-    ngx_str_t   *value, *word, *name, text;
+    ngx_str_t   *value, *word, *name;
     ngx_uint_t   i, nargs;
 
     value = cf->args->elts;
@@ -739,68 +740,12 @@ ngx_http_classifier_setting(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
     if (ngx_http_classifier_is("prompt")
         || ngx_http_classifier_is("prompt_file"))
     {
-        if (cl->prompt.data) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "classifier \"%V\" has a prompt already",
-                               &cl->name);
-            return NGX_CONF_ERROR;
-        }
-
-        if (name->len == sizeof("prompt") - 1) {
-            cl->prompt = value[1];
-
-        } else if (ngx_http_classify_read_file(cf, cl, &value[1], &text)
-                   != NGX_CONF_OK)
-        {
-            return NGX_CONF_ERROR;
-
-        } else {
-            cl->prompt = text;
-        }
-
-        ngx_http_classify_trim(&cl->prompt);
-
-        if (cl->prompt.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty \"%V\" in classifier \"%V\"",
-                               name, &cl->name);
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
+        return ngx_http_classifier_text(cf, cl, name, &value[1], &cl->prompt);
     }
 
     if (ngx_http_classifier_is("reply") || ngx_http_classifier_is("reply_file"))
     {
-        if (cl->reply.data) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "classifier \"%V\" has a reply already",
-                               &cl->name);
-            return NGX_CONF_ERROR;
-        }
-
-        if (name->len == sizeof("reply") - 1) {
-            cl->reply = value[1];
-
-        } else if (ngx_http_classify_read_file(cf, cl, &value[1], &text)
-                   != NGX_CONF_OK)
-        {
-            return NGX_CONF_ERROR;
-
-        } else {
-            cl->reply = text;
-        }
-
-        ngx_http_classify_trim(&cl->reply);
-
-        if (cl->reply.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty \"%V\" in classifier \"%V\"",
-                               name, &cl->name);
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
+        return ngx_http_classifier_text(cf, cl, name, &value[1], &cl->reply);
     }
 
     if (ngx_http_classifier_is("context")
@@ -985,6 +930,44 @@ ngx_http_classifier_check(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl)
     if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_OPENAI
         && ngx_http_classify_build_prefix(cf->pool, cl) != NGX_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * prompt "text" | prompt_file path, reply "text" | reply_file path: once
+ * each, not empty once trailing white space is trimmed
+ */
+
+static char *
+ngx_http_classifier_text(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl,
+    ngx_str_t *name, ngx_str_t *value, ngx_str_t *text)
+{
+    if (text->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is duplicate in classifier \"%V\": it "
+                           "has a text already", name, &cl->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strchr(name->data, '_') == NULL) {
+        *text = *value;
+
+    } else if (ngx_http_classify_read_file(cf, cl, value, text)
+               != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_classify_trim(text);
+
+    if (text->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"%V\" in classifier \"%V\"",
+                           name, &cl->name);
         return NGX_CONF_ERROR;
     }
 

@@ -86,8 +86,6 @@ typedef struct {
     /* built once at configuration time */
     ngx_str_t                      body_prefix;   /* openai: up to messages */
 
-    u_char                        *file;          /* where it was defined */
-    ngx_uint_t                     line;
 } ngx_http_classify_classifier_t;
 
 
@@ -233,7 +231,6 @@ struct ngx_http_classify_ctx_s {
     unsigned                         redis_ok:1;
     unsigned                         waiting:1;   /* classifiers running */
     unsigned                         decided:1;
-    unsigned                         error:1;     /* decided by an error */
 };
 
 

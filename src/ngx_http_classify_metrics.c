@@ -256,15 +256,26 @@ ngx_http_classify_outcome_index(const char *outcome)
 }
 
 
-void
-ngx_http_classify_metrics_request(ngx_http_request_t *r)
+static ngx_http_classify_metrics_t *
+ngx_http_classify_metrics_of(ngx_http_request_t *r)
 {
     ngx_http_classify_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
 
-    if (cmcf->metrics) {
-        (void) ngx_atomic_fetch_add(&cmcf->metrics->requests, 1);
+    return cmcf->metrics;
+}
+
+
+void
+ngx_http_classify_metrics_request(ngx_http_request_t *r)
+{
+    ngx_http_classify_metrics_t  *m;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->requests, 1);
     }
 }
 
@@ -272,12 +283,12 @@ ngx_http_classify_metrics_request(ngx_http_request_t *r)
 void
 ngx_http_classify_metrics_error(ngx_http_request_t *r)
 {
-    ngx_http_classify_main_conf_t  *cmcf;
+    ngx_http_classify_metrics_t  *m;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
+    m = ngx_http_classify_metrics_of(r);
 
-    if (cmcf->metrics) {
-        (void) ngx_atomic_fetch_add(&cmcf->metrics->error, 1);
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->error, 1);
     }
 }
 
@@ -287,12 +298,12 @@ ngx_http_classify_metrics_error(ngx_http_request_t *r)
 void
 ngx_http_classify_metrics_redis_error(ngx_http_request_t *r)
 {
-    ngx_http_classify_main_conf_t  *cmcf;
+    ngx_http_classify_metrics_t  *m;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
+    m = ngx_http_classify_metrics_of(r);
 
-    if (cmcf->metrics) {
-        (void) ngx_atomic_fetch_add(&cmcf->metrics->redis_errors, 1);
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->redis_errors, 1);
     }
 }
 

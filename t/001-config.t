@@ -218,7 +218,18 @@ invalid classifier name "a-b"
 
 
 
-=== TEST 20: a bad classify_redis parameter
+=== TEST 20: a prompt given twice (prompt and prompt_file)
+--- http_config
+    classifier a { pass /_c/a; prompt "p"; prompt_file ../html/p.txt; reply "r"; }
+--- config
+    location = /chat { classify a; classify_pass @gen; }
+--- must_die
+--- error_log
+"prompt_file" is duplicate in classifier "a": it has a text already
+
+
+
+=== TEST 21: a bad classify_redis parameter
 --- config
     location = /chat { classify_redis 127.0.0.1:6379 dbx=1; }
 --- must_die
@@ -227,7 +238,7 @@ invalid parameter "dbx=1" in "classify_redis"
 
 
 
-=== TEST 21: a bad classify_redis timeout
+=== TEST 22: a bad classify_redis timeout
 --- config
     location = /chat { classify_redis unix:/run/redis.sock timeout=fast; }
 --- must_die
@@ -236,7 +247,7 @@ invalid parameter "timeout=fast" in "classify_redis"
 
 
 
-=== TEST 22: a bad classify_context_order
+=== TEST 23: a bad classify_context_order
 --- config
     location = /chat { classify_context_order newest; }
 --- must_die
@@ -245,7 +256,7 @@ invalid value "newest" in "classify_context_order" directive, it must be one of 
 
 
 
-=== TEST 23: classify_timeout 0
+=== TEST 24: classify_timeout 0
 --- http_config
     classifier a { pass /_c/a; prompt "p"; reply "r"; }
 --- config
@@ -256,7 +267,7 @@ invalid value "newest" in "classify_context_order" directive, it must be one of 
 
 
 
-=== TEST 24: a classify_context_ttl under a second
+=== TEST 25: a classify_context_ttl under a second
 --- config
     location = /chat { classify_context_ttl 500ms; }
 --- must_die
@@ -265,7 +276,7 @@ invalid value "newest" in "classify_context_order" directive, it must be one of 
 
 
 
-=== TEST 25: an empty Redis password
+=== TEST 26: an empty Redis password
 --- config
     location = /chat { classify_redis 127.0.0.1:6379 password=; }
 --- must_die
@@ -274,7 +285,7 @@ invalid parameter "password=" in "classify_redis"
 
 
 
-=== TEST 26: the SPEC's example configuration loads, with its files
+=== TEST 27: the SPEC's example configuration loads, with its files
 --- http_config
     classifier non_islamic {
         pass        /_classify/llm;
