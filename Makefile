@@ -4,6 +4,7 @@
 #   make test       install what is missing, build, run the whole suite
 #   make run        build and run the gateway with the bundled mock backends
 #   make check      the suite under valgrind, then against an ASan/UBSan build
+#   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make deb        the Debian package libnginx-mod-http-classify
 #   make deb-check  ... installed, and nginx -t with a configuration using it
 #   make clean
@@ -29,7 +30,7 @@ DEB_TEST   := $(DEB_BUILD) perl libtest-base-perl libtest-longstring-perl \
 TEST_FILES ?= t
 
 .PHONY: all build deps-build deps-test deps-check sdk test run check \
-        check-valgrind check-asan deb deb-check clean
+        check-valgrind check-asan fuzz fuzz-build deb deb-check clean
 
 all: build
 
@@ -131,6 +132,51 @@ check-asan: deps-check
 	    cat $(ASAN_BUILD)/reports/*; echo "ASan/UBSan reports above"; exit 1; \
 	fi
 	@echo "ASan/UBSan: no reports"
+
+# make fuzz: libFuzzer (clang) on the pure parts: the request-body parser,
+# the classifier-answer parser and priority resolution, the reply renderer.
+# Each target starts from its seed corpus in fuzz/corpus/ and runs for
+# FUZZ_SECONDS (default 60); new inputs go to build/fuzz/corpus/, a crash
+# to build/fuzz/crash-* and fails the target.  FUZZ_TARGETS picks some.
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= input answer reply
+FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c verdict.c \
+                reply.c)
+FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
+                event/modules os/unix http http/modules http/v2) \
+                -I $(BUILD)/objs -I src -I fuzz
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter
+
+fuzz-build: build
+	$(call apt_ensure,clang)
+	@mkdir -p $(FUZZ_DIR)
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "clang fuzz/fuzz_$$t.c -> $(FUZZ_DIR)/fuzz_$$t"; \
+	    clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $(FUZZ_DIR)/fuzz_$$t \
+	        fuzz/fuzz_$$t.c fuzz/ngx_fuzz_shim.c $(FUZZ_PURE) -lcjson \
+	        || exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS) s from fuzz/corpus/$$t"; \
+	    UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/crash-$$t- $$dict \
+	        $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t \
+	        > $(FUZZ_DIR)/fuzz_$$t.log 2>&1 \
+	    || { tail -60 $(FUZZ_DIR)/fuzz_$$t.log; \
+	         echo "fuzz_$$t: FAILED, the input is in $(FUZZ_DIR)/crash-$$t-*"; \
+	         exit 1; }; \
+	    grep -E '^Done' $(FUZZ_DIR)/fuzz_$$t.log \
+	        | sed "s/^/fuzz_$$t: /"; \
+	done
 
 # make deb: libnginx-mod-http-classify, built with Debian's own nginx
 # module tooling (dh --with nginx, from nginx-dev); make deb-check installs

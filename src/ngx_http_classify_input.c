@@ -132,42 +132,88 @@ done:
 
 
 /*
- * JSON is UTF-8: anything else would reach the classifiers as it came.
- * And cJSON's strings end at a NUL, so an escaped "\u0000" would silently
- * cut the query short: refused instead.
+ * JSON is UTF-8 (RFC 8259): anything else would reach the classifiers as it
+ * came, so the body is checked strictly (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF).  And cJSON's strings end at a NUL,
+ * so a NUL byte or an escaped "\u0000" would silently cut the query short:
+ * refused instead.
  */
 
 static ngx_int_t
 ngx_http_classify_check_text(u_char *p, size_t len, const char **err)
 {
     u_char    *last;
-    uint32_t   c;
+    size_t     n;
+    uint32_t   c, min;
 
     last = p + len;
 
     while (p < last) {
 
-        if (*p < 0x80) {
-            if (*p == '\\' && last - p >= 6 && p[1] == 'u'
-                && ngx_strncmp(p + 2, "0000", 4) == 0)
-            {
-                *err = "NUL characters (\\u0000) are not allowed";
-                return NGX_DECLINED;
+        c = *p++;
+
+        if (c < 0x80) {
+            if (c == '\\' && p < last) {
+                if (last - p >= 5 && ngx_strncmp(p, "u0000", 5) == 0) {
+                    goto nul;
+                }
+
+                p++;
+
+            } else if (c == '\0') {
+                goto nul;
             }
 
-            p += (*p == '\\' && p + 1 < last) ? 2 : 1;
             continue;
         }
 
-        c = ngx_utf8_decode(&p, last - p);
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            c &= 0x1f;
+            min = 0x80;
 
-        if (c > 0x10ffff) {
-            *err = "request body is not valid UTF-8";
-            return NGX_DECLINED;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            c &= 0x0f;
+            min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            c &= 0x07;
+            min = 0x10000;
+
+        } else {
+            goto invalid;
+        }
+
+        if ((size_t) (last - p) < n) {
+            goto invalid;
+        }
+
+        while (n--) {
+            if ((*p & 0xc0) != 0x80) {
+                goto invalid;
+            }
+
+            c = (c << 6) | (*p++ & 0x3f);
+        }
+
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+            goto invalid;
         }
     }
 
     return NGX_OK;
+
+nul:
+
+    *err = "NUL characters (\\u0000) are not allowed";
+    return NGX_DECLINED;
+
+invalid:
+
+    *err = "request body is not valid UTF-8";
+    return NGX_DECLINED;
 }
 
 

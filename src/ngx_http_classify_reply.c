@@ -154,12 +154,16 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
         ngx_str_set(content_type, "text/event-stream");
         *stream = 1;
 
-        /* one "data: " line per line of the reply, then a blank line */
+        /*
+         * one "data: " line per line of the reply, then a blank line;
+         * "\r\n" and a lone "\r" end a line too (SSE's own line ends, and a
+         * reply_file saved with CRLF), and go out as "\n"
+         */
 
         len = sizeof("data: \n\n") - 1 + reply->len;
 
         for (p = reply->data; p < reply->data + reply->len; p++) {
-            if (*p == '\n') {
+            if (*p == '\n' || *p == '\r') {
                 len += sizeof("data: ") - 1;
             }
         }
@@ -176,7 +180,7 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
         for (nl = reply->data; /* void */ ; nl++) {
             start = nl;
 
-            while (nl < last && *nl != '\n') {
+            while (nl < last && *nl != '\n' && *nl != '\r') {
                 nl++;
             }
 
@@ -186,6 +190,10 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
 
             if (nl >= last) {
                 break;
+            }
+
+            if (*nl == '\r' && nl + 1 < last && nl[1] == '\n') {
+                nl++;
             }
         }
 

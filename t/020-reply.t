@@ -173,6 +173,21 @@ POST /chat
 
 
 
+=== TEST 9b: sse from a reply_file saved with CRLF and a lone CR: every line end is a "data:" line
+--- http_config
+    classifier f { pass /_c/a; prompt "p"; reply_file ../html/crlf.txt; }
+--- config
+    location = /chat { classify f; classify_pass /_gen; classify_reply_format sse; }
+--- user_files eval
+[["crlf.txt", "first line\r\nsecond\rthird\r\n"]]
+--- request
+POST /chat
+{"user_query":"pizza?"}
+--- response_body eval
+"data: first line\ndata: second\ndata: third\n\n"
+
+
+
 === TEST 10: classify_reply_format openai for a fields body, not streaming
 --- config
     location = /chat { classify a; classify_pass /_gen; classify_reply_format openai; }

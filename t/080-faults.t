@@ -159,3 +159,51 @@ POST /chat
 --- request
 GET /mock/log?tag=f9g&wait=2
 --- response_body_like: ^499 [01]\.\d+
+
+
+
+=== TEST 11: the client goes away during a slow canned reply (200 KB at limit_rate 20k)
+--- http_config
+    classifier big { pass /_c/big; prompt "big?"; reply_file ../html/big.txt; }
+    classifier slow { pass /_c/slow; prompt "slow?"; reply "S"; timeout 10s; }
+    log_format f11 '$request_uri $status $body_bytes_sent $request_time';
+--- config
+    location = /chat {
+        classify big slow;
+        classify_pass /_gen;
+        limit_rate 20k;
+        access_log $TEST_NGINX_SERVER_ROOT/logs/f11.log f11;
+    }
+    location = /f11log { access_log off; alias $TEST_NGINX_SERVER_ROOT/logs/f11.log; }
+    location /_c/big { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=f11&verdict=yes; }
+    location /_c/slow { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=f11s&mode=hang; }
+--- user_files eval
+[["big.txt", ("0123456789abcdef" x 12800) . "\n"]]
+--- request
+POST /chat
+{"user_query":"q"}
+--- timeout: 0.5
+--- abort
+--- ignore_response
+--- wait: 2.5
+--- no_error_log
+[alert]
+[crit]
+open socket
+exited on signal
+
+
+
+=== TEST 12: ... the reply was cut short and the request finished well before the 10 s a full send takes
+--- request
+GET /f11log
+--- response_body_like: ^/chat 200 \d+ [0-2]\.\d{3}$
+--- response_body_filters eval
+sub { my ($uri, $st, $bytes, $t) = split ' ', $_[0]; $bytes < 204800 ? $_[0] : "all $bytes bytes sent" }
+
+
+
+=== TEST 13: ... and the lower-priority classifier still in flight was closed at the decision (499), not left to hang
+--- request
+GET /mock/log?tag=f11s&wait=1
+--- response_body_like: ^499 0\.\d+

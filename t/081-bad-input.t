@@ -55,6 +55,31 @@ GET /mock/body?tag=b1&wait=1
 
 
 
+=== TEST 3b: UTF-8 a lenient decoder would take: overlong, surrogate, above U+10FFFF, a lead byte as continuation, a cut sequence
+--- config
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b3b; }
+--- request eval
+[map { "POST /chat\n{\"user_query\":\"a${_}b\"}" }
+     "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+     "\xc3\xc3", "\xe2\x82"]
+--- error_code eval
+[(400) x 6]
+--- response_body eval
+[('{"error":{"message":"request body is not valid UTF-8","type":"invalid_request_error","code":400}}' . "\n") x 6]
+
+
+
+=== TEST 3c: a raw NUL byte inside the query: 400, like an escaped one
+--- config
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b3c; }
+--- request eval
+"POST /chat\n{\"user_query\":\"abc\x00def\"}"
+--- error_code: 400
+--- response_body
+{"error":{"message":"NUL characters (\\u0000) are not allowed","type":"invalid_request_error","code":400}}
+
+
+
 === TEST 4: an escaped NUL would cut the query short: 400, named
 --- request
 POST /chat
