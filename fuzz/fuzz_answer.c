@@ -34,9 +34,9 @@ ngx_fuzz_content(ngx_str_t *answer, ngx_str_t *content)
 
     root = cJSON_ParseWithLength((const char *) answer->data, answer->len);
 
-    item = cJSON_GetObjectItem(cJSON_GetArrayItem(
-               cJSON_GetObjectItem(root, "choices"), 0), "message");
-    item = cJSON_GetObjectItem(item, "content");
+    item = ngx_fuzz_get(cJSON_GetArrayItem(
+               ngx_fuzz_get(root, "choices"), 0), "message");
+    item = ngx_fuzz_get(item, "content");
 
     ngx_fuzz_assert(cJSON_IsString(item), "a verdict without content");
 

@@ -57,10 +57,10 @@ ngx_fuzz_check_messages(cJSON *arr, ngx_http_classify_msg_t *msg,
     i = 0;
 
     cJSON_ArrayForEach(m, arr) {
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(m, "role"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(m, "role"),
                                       &msg[i].role),
                         "context role changed on the way");
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(m, "content"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(m, "content"),
                                       &msg[i].content),
                         "context content changed on the way");
         i++;
@@ -166,17 +166,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     root = cJSON_ParseWithLength((const char *) out.data, out.len);
     ngx_fuzz_assert(root != NULL, "openai classifier body is not JSON");
 
-    arr = cJSON_GetObjectItem(root, "messages");
+    arr = ngx_fuzz_get(root, "messages");
     ngx_fuzz_assert(cJSON_GetArraySize(arr)
                     == (int) (2 + in.context.nelts - first),
                     "openai body: wrong number of messages");
 
-    ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(
                         cJSON_GetArrayItem(arr, 0), "content"), &prompt),
                     "openai body: the prompt changed");
 
     last = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
-    ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(last, "content"),
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(last, "content"),
                                   &in.query),
                     "openai body: the query changed");
 
@@ -198,14 +198,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     root = cJSON_ParseWithLength((const char *) out.data, out.len);
     ngx_fuzz_assert(root != NULL, "json classifier body is not JSON");
 
-    ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "query"),
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "query"),
                                   &in.query),
                     "json body: the query changed");
-    ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "session"),
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "session"),
                                   &in.session),
                     "json body: the session changed");
 
-    ngx_fuzz_check_messages(cJSON_GetObjectItem(root, "context"),
+    ngx_fuzz_check_messages(ngx_fuzz_get(root, "context"),
                             msg + first, in.context.nelts - first);
 
     cJSON_Delete(root);

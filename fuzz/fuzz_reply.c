@@ -77,16 +77,16 @@ ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model)
         root = cJSON_ParseWithLength((const char *) p, end - p);
         ngx_fuzz_assert(root != NULL, "openai stream: an event is not JSON");
 
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "object"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "object"),
                                       &(ngx_str_t) ngx_string(
                                           "chat.completion.chunk")),
                         "openai stream: not a chat.completion.chunk");
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "model"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "model"),
                                       model),
                         "openai stream: the model changed");
 
-        choice = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "choices"), 0);
-        content = cJSON_GetObjectItem(cJSON_GetObjectItem(choice, "delta"),
+        choice = cJSON_GetArrayItem(ngx_fuzz_get(root, "choices"), 0);
+        content = ngx_fuzz_get(ngx_fuzz_get(choice, "delta"),
                                       "content");
 
         if (cJSON_IsString(content)) {
@@ -94,7 +94,7 @@ ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model)
             t = ngx_cpymem(t, content->valuestring, len);
         }
 
-        if (cJSON_IsString(cJSON_GetObjectItem(choice, "finish_reason"))) {
+        if (cJSON_IsString(ngx_fuzz_get(choice, "finish_reason"))) {
             stopped = 1;
         }
 
@@ -268,14 +268,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         root = cJSON_ParseWithLength((const char *) body.data, body.len);
         ngx_fuzz_assert(root != NULL, "openai: not JSON");
 
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "model"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "model"),
                                       &model),
                         "openai: the model changed");
 
-        item = cJSON_GetObjectItem(cJSON_GetArrayItem(
-                   cJSON_GetObjectItem(root, "choices"), 0), "message");
+        item = ngx_fuzz_get(cJSON_GetArrayItem(
+                   ngx_fuzz_get(root, "choices"), 0), "message");
 
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(item, "content"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(item, "content"),
                                       &cl.reply),
                         "openai: the content is not the reply");
 
@@ -297,10 +297,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         root = cJSON_ParseWithLength((const char *) body.data, body.len);
         ngx_fuzz_assert(root != NULL, "json: not JSON");
 
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "verdict"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "verdict"),
                                       &cl.name),
                         "json: the verdict is not the classifier's name");
-        ngx_fuzz_assert(ngx_fuzz_same(cJSON_GetObjectItem(root, "reply"),
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "reply"),
                                       &cl.reply),
                         "json: the reply changed");
 

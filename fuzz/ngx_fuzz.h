@@ -24,6 +24,11 @@ void ngx_fuzz_pool_reset(void);
     }
 
 
+/* as the module looks keys up: case-sensitively */
+#define ngx_fuzz_get(object, key)                                             \
+    cJSON_GetObjectItemCaseSensitive(object, key)
+
+
 /* the fuzz input, cut into fields */
 typedef struct {
     const u_char  *p;
