@@ -1040,6 +1040,22 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /*
+     * as nginx's own error pages do: after these the rest of the body may
+     * still be on the wire (a chunked body over client_max_body_size),
+     * and it must not be read as the next request
+     */
+
+    switch (status) {
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+    case NGX_HTTP_INTERNAL_SERVER_ERROR:
+        r->keepalive = 0;
+        break;
+    default:
+        break;
+    }
+
     if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
         ngx_str_set(&type, "server_error");
 

@@ -113,6 +113,17 @@ ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
     sr->headers_in.chunked = 0;
 
     /*
+     * client_max_body_size limits what a client sends, and the client's
+     * body passed the gate's; the body built here (prompt, context and
+     * query) must not be refused with a 413 by the classifier location's
+     * limit.  nginx skips that check for a request whose body is being
+     * discarded; a subrequest never reads the client connection, so the
+     * flag has no other effect on it.
+     */
+
+    sr->discard_body = 1;
+
+    /*
      * the subrequest's header list aliases the client's: give it a list of
      * its own, so that no client header (cookies, credentials) reaches a
      * classifier unless the operator's proxy_set_header sends it

@@ -14,6 +14,11 @@ _EOC_
     location /mock/ { proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/_mock/; }
     location = /_gen { internal; return 200 "passed\n"; }
     location = /chat { classify a; classify_pass /_gen; }
+    location = /413.json {
+        internal;
+        default_type application/json;
+        return 200 '{"error":{"message":"request body too large","type":"invalid_request_error","code":413}}\n';
+    }
 _EOC_
     }
 });
@@ -118,6 +123,22 @@ passed
 
 
 
+=== TEST 7b: the classifier location's client_max_body_size does not refuse the body the gate builds
+--- config
+    location /_c/a {
+        internal;
+        client_max_body_size 1k;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b7b&verdict=yes;
+    }
+--- request eval
+["POST /chat\n{\"user_query\":\"" . ("y" x 4000) . "\"}", "GET /mock/log?tag=b7b&wait=1"]
+--- response_body_like eval
+['^A blocks', "^200 "]
+--- no_error_log
+too large body
+
+
+
 === TEST 8: a body over client_max_body_size: 413 (nginx's own, before any content handler)
 --- config
     location = /small { classify a; classify_pass /_gen; client_max_body_size 1k; }
@@ -140,3 +161,82 @@ my $body = '{"user_query":"' . ("x" x 300) . '"}';
 --- error_code: 413
 --- response_body
 {"error":{"message":"request body over client_max_body_size","type":"invalid_request_error","code":413}}
+
+
+
+=== TEST 9a: ... on a keep-alive connection the 413 closes it: the unread rest of the body is never parsed as a next request
+--- config
+    location = /small { classify a; classify_pass /_gen; client_max_body_size 100; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9a; }
+--- raw_request eval
+my $body = '{"user_query":"' . ("x" x 300) . '"}';
+"POST /small HTTP/1.1\r\nHost: localhost\r\n"
+. "Transfer-Encoding: chunked\r\n\r\n"
+. sprintf("%x", length $body) . "\r\n$body\r\n0\r\n\r\n"
+--- timeout: 3
+--- error_code: 413
+--- raw_response_headers_like: \r\nConnection: close\r\n
+--- response_body
+{"error":{"message":"request body over client_max_body_size","type":"invalid_request_error","code":413}}
+--- no_error_log
+client sent invalid method
+[alert]
+
+
+
+=== TEST 9b: a chunked body that grows past the limit only after the gate's first read: nginx's own 413 page, connection closed
+--- config
+    location = /small { classify a; classify_pass /_gen; client_max_body_size 100; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9b; }
+--- raw_request eval
+["POST /small HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+ . "f\r\n{\"user_query\":\"\r\n",
+ { value => sprintf("%x", 300) . "\r\n" . ("x" x 300) . "\r\n", delay_before => 0.2 },
+ "2\r\n\"}\r\n0\r\n\r\n"]
+--- timeout: 3
+--- error_code: 413
+--- raw_response_headers_like: \r\nConnection: close\r\n
+--- response_body_like: <title>413 Request Entity Too Large</title>
+--- error_log
+client intended to send too large chunked body
+
+
+
+=== TEST 9c: error_page 413 gives JSON when Content-Length announces too much
+--- config
+    location = /small {
+        classify a; classify_pass /_gen; client_max_body_size 100;
+        error_page 413 /413.json;
+    }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9c; }
+--- raw_request eval
+"POST /small HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 400\r\n\r\n"
+. ("x" x 400)
+--- timeout: 3
+--- error_code: 413
+--- response_headers
+Content-Type: application/json
+--- response_body
+{"error":{"message":"request body too large","type":"invalid_request_error","code":413}}
+
+
+
+=== TEST 9d: ... and when a chunked body grows past the limit late
+--- config
+    location = /small {
+        classify a; classify_pass /_gen; client_max_body_size 100;
+        error_page 413 /413.json;
+    }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9d; }
+--- raw_request eval
+["POST /small HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+ . "f\r\n{\"user_query\":\"\r\n",
+ { value => sprintf("%x", 300) . "\r\n" . ("x" x 300) . "\r\n", delay_before => 0.2 },
+ "2\r\n\"}\r\n0\r\n\r\n"]
+--- timeout: 3
+--- error_code: 413
+--- raw_response_headers_like: \r\nConnection: close\r\n
+--- response_headers
+Content-Type: application/json
+--- response_body
+{"error":{"message":"request body too large","type":"invalid_request_error","code":413}}
