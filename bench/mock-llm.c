@@ -16,7 +16,35 @@
  *        apart (the first after delay), then a finish_reason "stop" event
  *        and "data: [DONE]"; chunked transfer encoding under HTTP/1.1,
  *        connection close under HTTP/1.0
+ *   GET /_mock/stats
+ *        200 text/plain "conns=N busy=B hung=H\n": open connections, those
+ *        with a request in progress (read whole, its answer not all sent),
+ *        and those among them in mode=hang (the soak's leak check)
+ *   GET /_mock/close-idle
+ *        closes every idle keep-alive connection (no request in progress,
+ *        nothing buffered) but this one, answers "closed=N\n" (the soak
+ *        empties nginx's upstream keepalive caches before counting fds)
  *   anything else: 404
+ *
+ * Fault injection, on the three POST endpoints (the contract of the test
+ * suite's Lua mock, t/mock/mock.lua):
+ *   status=N   a non-2xx N answers {"error":{"message":"mock error N",
+ *              "type":"mock_error","code":N}} with status N after the
+ *              delay; a 2xx N replaces the normal answer's status
+ *   mode=ok      (default) the normal answer
+ *   mode=garbage 200 application/json, a body that is not JSON
+ *   mode=empty   {"choices":[]} (classify/json: {})
+ *   mode=noword  content "???" (classify/json: {"verdict":"maybe"})
+ *   mode=big     content V and 140000 bytes of padding (size=BYTES)
+ *   mode=hang    no answer for 3600 s (a close by nginx is noticed and
+ *                logged 499 as with a delay), then 504
+ *   mode=reset   the status line, headers announcing the full
+ *                Content-Length, half the body, then the connection is
+ *                closed (generation: the headers and the first event)
+ *   mode=rst     the connection is reset (SO_LINGER 0), no answer
+ *   mode=close   the connection is closed without any answer
+ *   an unknown mode answers 400; the generation knows only ok, hang,
+ *   reset, rst and close
  *
  * The request body is read completely before the delay starts.  A client
  * (the nginx under test) that closes its connection while a request is
@@ -60,10 +88,17 @@
 #define HEAD_MAX   65536
 #define BODY_MAX   (4 << 20)
 
-enum { K_CHAT, K_JSON, K_GEN, K_404 };
+enum { K_CHAT, K_JSON, K_GEN, K_404, K_STATS, K_CLOSE_IDLE };
+enum { M_OK, M_GARBAGE, M_EMPTY, M_NOWORD, M_BIG, M_HANG, M_RESET, M_RST,
+       M_CLOSE };
+
+#define HANG_SECONDS  3600
 enum { S_READ, S_WAIT, S_SEND };
 
-typedef struct conn_s {
+typedef struct conn_s conn_t;
+
+struct conn_s {
+    conn_t    *prev, *next;       /* every open connection */
     int        fd;
     int        state;
     int        heap_idx;          /* -1: no timer */
@@ -79,6 +114,11 @@ typedef struct conn_s {
     uint64_t   ready;             /* ns when it was read whole */
     size_t     req_len;           /* head + body, consumed when it ends */
     int        kind;
+    int        mode;
+    int        status;            /* status=N, 0: none */
+    int        answered;          /* the status logged when it ends */
+    int        doomed;            /* /_mock/close-idle closes it */
+    long       big;               /* mode=big padding bytes */
     int        http10;
     int        close_after;
     int        finish_when_sent;
@@ -88,7 +128,7 @@ typedef struct conn_s {
     char       verdict[64];
     char       tag[32];
     char       path[64];
-} conn_t;
+};
 
 static int        ep, lfd, tfd;
 static FILE      *logf;
@@ -96,6 +136,9 @@ static conn_t   **heap;
 static size_t     heap_len, heap_cap;
 static volatile sig_atomic_t stop;
 static uint64_t   armed = UINT64_MAX;
+static conn_t    *conns;          /* the list of open connections */
+static long       nconns;
+static int        close_idle;     /* some connections are doomed */
 
 
 static uint64_t
@@ -316,6 +359,11 @@ conn_close(conn_t *c, int aborted)
     timer_del(c);
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+
+    if (c->prev) c->prev->next = c->next; else conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    nconns--;
+
     free(c->in);
     free(c->out);
     free(c);
@@ -331,7 +379,7 @@ static int  do_write(conn_t *c);
 static void
 finish(conn_t *c)
 {
-    log_req(c, c->kind == K_404 ? 404 : 200);
+    log_req(c, c->answered ? c->answered : 200);
 
     if (c->close_after) {
         conn_close(c, 0);
@@ -345,6 +393,7 @@ finish(conn_t *c)
     c->first = c->in_len ? now_ns() : 0;
     c->ready = 0;
     c->finish_when_sent = 0;
+    c->answered = 0;
 
     try_parse(c);
 }
@@ -434,50 +483,164 @@ gen_piece(conn_t *c, int last)
 }
 
 
+/* the connection goes without an answer: closed, or reset (SO_LINGER 0) */
+
+static void
+drop(conn_t *c, int rst)
+{
+    struct linger  l;
+
+    if (rst) {
+        l.l_onoff = 1;
+        l.l_linger = 0;
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    }
+
+    log_req(c, 444);
+    c->state = S_READ;            /* logged already */
+    conn_close(c, 0);
+}
+
+
+/* a complete answer with a Content-Length; mode=reset sends half the body */
+
+static void
+answer(conn_t *c, int status, const char *body, size_t len)
+{
+    out_printf(c, "HTTP/1.%d %d %s\r\nContent-Type: application/json\r\n"
+               "Content-Length: %zu\r\nX-Mock-Tag: %s\r\n%s\r\n",
+               c->http10 ? 0 : 1, status,
+               status == 200 ? "OK" : status == 404 ? "Not Found" : "Mock",
+               len, c->tag, c->close_after ? "Connection: close\r\n" : "");
+
+    if (c->mode == M_RESET && status == 200) {
+        len /= 2;
+        c->close_after = 1;
+    }
+
+    out_add(c, body, len);
+    c->answered = status;
+    c->finish_when_sent = 1;
+    do_write(c);
+}
+
+
+static void
+answer_error(conn_t *c, int status)
+{
+    char  body[256];
+    int   n;
+
+    n = snprintf(body, sizeof(body), "{\"error\":{\"message\":\"mock error %d\","
+                 "\"type\":\"mock_error\",\"code\":%d}}", status, status);
+    c->mode = M_OK;
+    answer(c, status, body, (size_t) n);
+}
+
+
 /* the delay (or a gap) is over */
 
 static void
 fire(conn_t *c)
 {
-    char  body[1024];
-    int   n, last;
+    char    body[1024], *big;
+    int     n, last, status;
+    size_t  i;
+
+    status = (c->status >= 200 && c->status <= 299) ? c->status : 200;
+
+    if (c->kind != K_404 && c->chunk_i == 0) {
+        if (c->mode == M_CLOSE || c->mode == M_RST) {
+            drop(c, c->mode == M_RST);
+            return;
+        }
+
+        if (c->mode == M_HANG) {              /* the hour is over */
+            answer_error(c, 504);
+            return;
+        }
+
+        if (c->status && (c->status < 200 || c->status > 299)) {
+            answer_error(c, c->status);
+            return;
+        }
+    }
 
     switch (c->kind) {
 
     case K_CHAT:
     case K_JSON:
-        if (c->kind == K_CHAT) {
+        if (c->mode == M_GARBAGE) {
+            n = snprintf(body, sizeof(body), "<html>mock garbage: this is "
+                         "not JSON {\"choices\": [\n");
+
+        } else if (c->mode == M_EMPTY) {
+            n = snprintf(body, sizeof(body), "%s",
+                         c->kind == K_CHAT ? "{\"choices\":[]}" : "{}");
+
+        } else if (c->mode == M_NOWORD && c->kind == K_JSON) {
+            n = snprintf(body, sizeof(body), "{\"verdict\":\"maybe\"}");
+
+        } else if (c->mode == M_BIG) {
+            big = malloc((size_t) c->big + 1024);
+            if (big == NULL) die("malloc");
+            if (c->kind == K_CHAT) {
+                n = sprintf(big, "{\"id\":\"chatcmpl-mock\",\"object\":"
+                    "\"chat.completion\",\"created\":0,\"model\":\"mock\","
+                    "\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                    "\"assistant\",\"content\":\"%s ", c->verdict);
+            } else {
+                n = sprintf(big, "{\"verdict\":%s,\"pad\":\"",
+                            strcmp(c->verdict, "true") == 0 ? "true" : "false");
+            }
+            for (i = 0; i < (size_t) c->big; i++) {
+                big[n++] = "padding "[i % 8];
+            }
+            n += sprintf(big + n, "%s", c->kind == K_CHAT
+                         ? "\"},\"finish_reason\":\"stop\"}]}" : "\"}");
+            answer(c, status, big, (size_t) n);
+            free(big);
+            return;
+
+        } else if (c->kind == K_CHAT) {
             n = snprintf(body, sizeof(body),
                 "{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion\","
                 "\"created\":0,\"model\":\"mock\",\"choices\":[{\"index\":0,"
                 "\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
                 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
-                "\"completion_tokens\":1,\"total_tokens\":2}}", c->verdict);
+                "\"completion_tokens\":1,\"total_tokens\":2}}",
+                c->mode == M_NOWORD ? "???" : c->verdict);
+
         } else {
             n = snprintf(body, sizeof(body), "{\"verdict\":%s}",
                          strcmp(c->verdict, "true") == 0 ? "true" : "false");
         }
 
-        out_printf(c, "HTTP/1.%d 200 OK\r\nContent-Type: application/json\r\n"
-                   "Content-Length: %d\r\nX-Mock-Tag: %s\r\n%s\r\n",
-                   c->http10 ? 0 : 1, n, c->tag,
-                   c->close_after ? "Connection: close\r\n" : "");
-        out_add(c, body, (size_t) n);
-        c->finish_when_sent = 1;
-        do_write(c);
+        answer(c, status, body, (size_t) n);
         return;
 
     case K_GEN:
         if (c->chunk_i == 0) {
-            out_printf(c, "HTTP/1.%d 200 OK\r\n"
+            out_printf(c, "HTTP/1.%d %d OK\r\n"
                        "Content-Type: text/event-stream\r\n"
                        "Cache-Control: no-cache\r\nX-Mock-Tag: %s\r\n%s\r\n",
-                       c->http10 ? 0 : 1, c->tag,
+                       c->http10 ? 0 : 1, status, c->tag,
                        c->http10 ? "Connection: close\r\n"
                                  : "Transfer-Encoding: chunked\r\n");
+            c->answered = status;
         }
 
         last = c->chunk_i + 1 >= c->chunks;
+
+        if (c->mode == M_RESET) {             /* the first event, then close */
+            gen_piece(c, 0);
+            c->chunk_i++;
+            c->close_after = 1;
+            c->finish_when_sent = 1;
+            do_write(c);
+            return;
+        }
+
         gen_piece(c, last);
         c->chunk_i++;
 
@@ -491,16 +654,58 @@ fire(conn_t *c)
         do_write(c);
         return;
 
+    case K_STATS:
+        {
+            long    busy = 0, hung = 0;
+            conn_t *o;
+
+            for (o = conns; o; o = o->next) {
+                if (o->state != S_READ && o != c) {
+                    busy++;
+                    hung += (o->mode == M_HANG);
+                }
+            }
+
+            n = snprintf(body, sizeof(body), "conns=%ld busy=%ld hung=%ld\n",
+                         nconns - 1, busy, hung);
+        }
+        goto text;
+
+    case K_CLOSE_IDLE:
+        {
+            long    closed = 0;
+            conn_t *o, *next;
+
+            /* closed by the main loop once this batch of events is done:
+             * a handler only ever frees its own connection */
+            for (o = conns; o; o = next) {
+                next = o->next;
+                if (o != c && o->state == S_READ && o->in_len == 0) {
+                    o->doomed = 1;
+                    closed++;
+                }
+            }
+
+            close_idle = 1;
+
+            n = snprintf(body, sizeof(body), "closed=%ld\n", closed);
+        }
+
+    text:
+        out_printf(c, "HTTP/1.%d 200 OK\r\nContent-Type: text/plain\r\n"
+                   "Content-Length: %d\r\n%s\r\n", c->http10 ? 0 : 1, n,
+                   c->close_after ? "Connection: close\r\n" : "");
+        out_add(c, body, (size_t) n);
+        c->answered = 200;
+        c->finish_when_sent = 1;
+        do_write(c);
+        return;
+
     default:
         n = snprintf(body, sizeof(body), "{\"error\":{\"message\":"
                      "\"mock: no such endpoint\",\"code\":404}}");
-        out_printf(c, "HTTP/1.%d 404 Not Found\r\nContent-Type: "
-                   "application/json\r\nContent-Length: %d\r\n%s\r\n",
-                   c->http10 ? 0 : 1, n,
-                   c->close_after ? "Connection: close\r\n" : "");
-        out_add(c, body, (size_t) n);
-        c->finish_when_sent = 1;
-        do_write(c);
+        c->mode = M_OK;
+        answer(c, 404, body, (size_t) n);
         return;
     }
 }
@@ -540,6 +745,7 @@ bad(conn_t *c, int status, const char *why)
     c->state = S_SEND;
     c->finish_when_sent = 1;
     c->kind = K_404;
+    c->answered = status;
     do_write(c);
 }
 
@@ -637,6 +843,10 @@ try_parse(conn_t *c)
         c->kind = K_JSON;
     } else if (strcmp(uri, "/v1/generate") == 0) {
         c->kind = K_GEN;
+    } else if (strcmp(uri, "/_mock/stats") == 0) {
+        c->kind = K_STATS;
+    } else if (strcmp(uri, "/_mock/close-idle") == 0) {
+        c->kind = K_CLOSE_IDLE;
     } else {
         c->kind = K_404;
     }
@@ -645,12 +855,50 @@ try_parse(conn_t *c)
     c->gap = 0;
     c->chunks = 3;
     c->chunk_i = 0;
+    c->mode = M_OK;
+    c->status = 0;
+    c->answered = 0;
+    c->big = 140000;
+
+    if (q && arg(q, "mode", val, sizeof(val)) && val[0]) {
+        if (strcmp(val, "ok") == 0) c->mode = M_OK;
+        else if (strcmp(val, "garbage") == 0) c->mode = M_GARBAGE;
+        else if (strcmp(val, "empty") == 0) c->mode = M_EMPTY;
+        else if (strcmp(val, "noword") == 0) c->mode = M_NOWORD;
+        else if (strcmp(val, "big") == 0) c->mode = M_BIG;
+        else if (strcmp(val, "hang") == 0) c->mode = M_HANG;
+        else if (strcmp(val, "reset") == 0) c->mode = M_RESET;
+        else if (strcmp(val, "rst") == 0) c->mode = M_RST;
+        else if (strcmp(val, "close") == 0) c->mode = M_CLOSE;
+        else c->mode = -1;
+
+        if (c->mode == -1
+            || (c->kind == K_GEN && c->mode != M_OK && c->mode != M_HANG
+                && c->mode != M_RESET && c->mode != M_RST
+                && c->mode != M_CLOSE))
+        {
+            c->mode = M_OK;
+            c->status = 400;      /* answered as an error, after the delay */
+        }
+    }
+
+    if (q && c->status == 0 && arg(q, "status", val, sizeof(val))) {
+        c->status = atoi(val);
+        if (c->status != 0 && (c->status < 100 || c->status > 599)) {
+            c->status = 500;
+        }
+    }
+
+    if (q && arg(q, "size", val, sizeof(val))) c->big = atol(val);
+    if (c->big < 0 || c->big > BODY_MAX) c->big = 140000;
 
     if (q && arg(q, "delay", val, sizeof(val))) c->delay = atof(val);
     if (q && arg(q, "gap", val, sizeof(val))) c->gap = atof(val);
     if (q && arg(q, "chunks", val, sizeof(val))) c->chunks = atoi(val);
     if (c->chunks < 1) c->chunks = 1;
     if (c->chunks > 100000) c->chunks = 100000;
+    if (c->delay < 0) c->delay = 0;
+    if (c->mode == M_HANG) c->delay += HANG_SECONDS;
 
     if (!(q && arg(q, "verdict", c->verdict, sizeof(c->verdict)))) {
         strcpy(c->verdict, c->kind == K_JSON ? "false" : "no");
@@ -745,6 +993,10 @@ on_accept(void)
         c->fd = fd;
         c->heap_idx = -1;
         c->state = S_READ;
+        c->next = conns;
+        if (conns) conns->prev = c;
+        conns = c;
+        nconns++;
 
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.ptr = c;
@@ -867,6 +1119,21 @@ main(int argc, char **argv)
             c->state = S_SEND;
             fire(c);
             now = now_ns();
+        }
+
+        if (close_idle) {
+            conn_t *o, *next;
+
+            for (o = conns; o; o = next) {
+                next = o->next;
+                if (o->doomed && o->state == S_READ && o->in_len == 0) {
+                    conn_close(o, 0);
+                } else {
+                    o->doomed = 0;
+                }
+            }
+
+            close_idle = 0;
         }
 
         timer_arm();
