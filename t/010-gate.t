@@ -226,6 +226,7 @@ GET /mock/log?tag=a9&wait=2
     location = /_gen { internal; return 200 "generated\n"; }
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=a10&verdict=no&mode=hang; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b10&verdict=no&mode=hang; }
+    location /mock/ { proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/_mock/; }
 --- request
 POST /chat
 {"messages":[{"role":"user","content":"x"}]}
@@ -236,6 +237,14 @@ X-Results: a:timeout:(2[4-9]\d|3\d\d)\.\d{3},b:timeout:(2[4-9]\d|3\d\d)\.\d{3}
 --- error_log
 classifier "a" failed: classify_timeout expired, blocking (on_error block)
 classifier "b" failed: classify_timeout expired, passing (on_error pass)
+
+
+
+=== TEST 11b: ... and both hanging classifiers' connections were closed at the deadline (499 at 0.25 s)
+--- request eval
+["GET /mock/log?tag=a10&wait=2", "GET /mock/log?tag=b10&wait=2"]
+--- response_body_like eval
+['^499 0\.(2[4-9]|3\d)\d* ', '^499 0\.(2[4-9]|3\d)\d* ']
 
 
 
