@@ -240,11 +240,11 @@ classifier "b" failed: classify_timeout expired, passing (on_error pass)
 
 
 
-=== TEST 11b: ... and both hanging classifiers' connections were closed at the deadline (499 at 0.25 s)
+=== TEST 11b: ... and both hanging classifiers' connections were closed at the deadline: a 499 at the mock within 0.4 s, not at their own 1 s timeout (the mock's clock starts when a call reaches it, so a slow worker, as under valgrind, shows less than 0.25 s)
 --- request eval
 ["GET /mock/log?tag=a10&wait=2", "GET /mock/log?tag=b10&wait=2"]
 --- response_body_like eval
-['^499 0\.(2[4-9]|3\d)\d* ', '^499 0\.(2[4-9]|3\d)\d* ']
+['^499 0\.[0-3]\d* ', '^499 0\.[0-3]\d* ']
 
 
 
