@@ -18,6 +18,7 @@
 
 
 static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_classify_init(ngx_conf_t *cf);
 static void *ngx_http_classify_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_classify_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -253,7 +254,7 @@ static ngx_command_t  ngx_http_classify_commands[] = {
 
 static ngx_http_module_t  ngx_http_classify_module_ctx = {
     ngx_http_classify_add_variables,       /* preconfiguration */
-    ngx_http_classify_capture_init,        /* postconfiguration */
+    ngx_http_classify_init,                /* postconfiguration */
 
     ngx_http_classify_create_main_conf,    /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -309,10 +310,6 @@ static ngx_http_variable_t  ngx_http_classify_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_classify_pass_name = ngx_string("pass");
-static ngx_str_t  ngx_http_classify_error_name = ngx_string("error");
-
-
 static ngx_int_t
 ngx_http_classify_add_variables(ngx_conf_t *cf)
 {
@@ -329,6 +326,17 @@ ngx_http_classify_add_variables(ngx_conf_t *cf)
     }
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_classify_init(ngx_conf_t *cf)
+{
+    if (ngx_http_classify_call_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_classify_capture_init(cf);
 }
 
 
@@ -1183,49 +1191,6 @@ ngx_http_classify_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-const char *
-ngx_http_classify_outcome(ngx_http_classify_call_t *call)
-{
-    if (!call->started) {
-        return call->timedout ? "timeout" : "skipped";
-    }
-
-    if (call->timedout) {
-        return "timeout";
-    }
-
-    if (call->aborted && call->verdict == NGX_HTTP_CLASSIFY_PENDING) {
-        return "aborted";
-    }
-
-    switch (call->verdict) {
-    case NGX_HTTP_CLASSIFY_POSITIVE:
-        return "positive";
-    case NGX_HTTP_CLASSIFY_NEGATIVE:
-        return "negative";
-    case NGX_HTTP_CLASSIFY_ERROR:
-        return "error";
-    default:
-        return "pending";
-    }
-}
-
-
-ngx_str_t *
-ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx)
-{
-    if (ctx->verdict == NGX_HTTP_CLASSIFY_PASS) {
-        return &ngx_http_classify_pass_name;
-    }
-
-    if (ctx->verdict >= 0) {
-        return &ctx->calls[ctx->verdict].classifier->name;
-    }
-
-    return &ngx_http_classify_error_name;
-}
-
-
 static ngx_int_t
 ngx_http_classify_verdict_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -1266,13 +1231,14 @@ ngx_http_classify_time_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 4);
+    p = ngx_pnalloc(r->pool, NGX_HTTP_CLASSIFY_MS_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     v->data = p;
-    v->len = ngx_sprintf(p, "%M.%03M", ctx->usec / 1000, ctx->usec % 1000)
+    v->len = ngx_http_classify_print_ms(p, p + NGX_HTTP_CLASSIFY_MS_LEN,
+                                        ctx->usec)
              - p;
     v->valid = 1;
     v->no_cacheable = 1;
@@ -1311,7 +1277,7 @@ static ngx_int_t
 ngx_http_classify_results_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                    *p;
+    u_char                    *p, *last;
     size_t                     len;
     ngx_uint_t                 i;
     ngx_http_classify_ctx_t   *ctx;
@@ -1328,7 +1294,7 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
 
     for (i = 0; i < ctx->ncalls; i++) {
         len += ctx->calls[i].classifier->name.len
-               + sizeof(",:positive:.000") + NGX_INT_T_LEN;
+               + sizeof(",:positive:") + NGX_HTTP_CLASSIFY_MS_LEN;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -1337,17 +1303,16 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
     }
 
     v->data = p;
+    last = p + len;
 
     for (i = 0; i < ctx->ncalls; i++) {
         call = &ctx->calls[i];
 
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_sprintf(p, "%V:%s:%M.%03M", &call->classifier->name,
-                        ngx_http_classify_outcome(call),
-                        call->usec / 1000, call->usec % 1000);
+        p = ngx_slprintf(p, last, "%s%V:%V:", i ? "," : "",
+                         &call->classifier->name,
+                         &ngx_http_classify_outcome_names[
+                                             ngx_http_classify_outcome(call)]);
+        p = ngx_http_classify_print_ms(p, last, call->usec);
     }
 
     v->len = p - v->data;
@@ -1372,8 +1337,8 @@ ngx_http_classify_call_variable(ngx_http_request_t *r,
 
     u_char                    *p, *name;
     size_t                     len;
+    ngx_str_t                 *outcome;
     ngx_uint_t                 i, time;
-    const char                *outcome;
     ngx_http_classify_ctx_t   *ctx;
     ngx_http_classify_call_t  *call;
 
@@ -1420,19 +1385,22 @@ ngx_http_classify_call_variable(ngx_http_request_t *r,
         }
 
         if (time) {
-            p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 4);
+            p = ngx_pnalloc(r->pool, NGX_HTTP_CLASSIFY_MS_LEN);
             if (p == NULL) {
                 return NGX_ERROR;
             }
 
             v->data = p;
-            v->len = ngx_sprintf(p, "%M.%03M", call->usec / 1000,
-                                 call->usec % 1000) - p;
+            v->len = ngx_http_classify_print_ms(p,
+                                            p + NGX_HTTP_CLASSIFY_MS_LEN,
+                                            call->usec)
+                     - p;
 
         } else {
-            outcome = ngx_http_classify_outcome(call);
-            v->data = (u_char *) outcome;
-            v->len = ngx_strlen(outcome);
+            outcome = &ngx_http_classify_outcome_names[
+                                              ngx_http_classify_outcome(call)];
+            v->data = outcome->data;
+            v->len = outcome->len;
         }
 
         v->valid = 1;

@@ -80,6 +80,21 @@ ngx_fuzz_has_alnum(ngx_str_t *s)
 }
 
 
+/* a call in the state an answer (or none yet) leaves it in */
+
+static void
+ngx_fuzz_settle(ngx_http_classify_call_t *call, ngx_uint_t v)
+{
+    call->verdict = v;
+
+    call->state = (v == NGX_HTTP_CLASSIFY_PENDING)
+                  ? NGX_HTTP_CLASSIFY_CALL_RUNNING
+                  : (v == NGX_HTTP_CLASSIFY_ERROR)
+                    ? NGX_HTTP_CLASSIFY_CALL_FAILED
+                    : NGX_HTTP_CLASSIFY_CALL_ANSWERED;
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -121,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_fuzz_field(&in, NULL, &answer);
 
         if (answer.len && answer.data[0] == '\x01') {
-            calls[n].verdict = NGX_HTTP_CLASSIFY_PENDING;
+            ngx_fuzz_settle(&calls[n], NGX_HTTP_CLASSIFY_PENDING);
             continue;
         }
 
@@ -151,7 +166,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             "negative without a word");
         }
 
-        calls[n].verdict = v;
+        ngx_fuzz_settle(&calls[n], v);
     }
 
     if (n == 0) {
@@ -163,7 +178,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     d = -1;
 
     for (i = 0; i < n; i++) {
-        if (d == -1 && calls[i].verdict != NGX_HTTP_CLASSIFY_PENDING
+        if (d == -1 && calls[i].state != NGX_HTTP_CLASSIFY_CALL_RUNNING
             && ngx_http_classify_effective(&calls[i])
                == NGX_HTTP_CLASSIFY_POSITIVE)
         {
@@ -180,14 +195,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* decided early: the pending ones answering either way change nothing */
 
     for (i = 0; i < n; i++) {
-        pending[i] = (calls[i].verdict == NGX_HTTP_CLASSIFY_PENDING);
+        pending[i] = (calls[i].state == NGX_HTTP_CLASSIFY_CALL_RUNNING);
     }
 
     for (v = NGX_HTTP_CLASSIFY_NEGATIVE; v <= NGX_HTTP_CLASSIFY_POSITIVE; v++)
     {
         for (i = 0; i < n; i++) {
             if (pending[i]) {
-                calls[i].verdict = v;
+                ngx_fuzz_settle(&calls[i], v);
             }
         }
 

@@ -57,6 +57,28 @@
 #define NGX_HTTP_CLASSIFY_DEFAULT_MAX_TOKENS  5
 
 
+/* monotonic microseconds, for every duration the module reports */
+static ngx_inline ngx_msec_int_t
+ngx_http_classify_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_int_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+/* microseconds as milliseconds with three decimals: "12.345" */
+#define NGX_HTTP_CLASSIFY_MS_LEN  (NGX_INT64_LEN + 4)
+
+static ngx_inline u_char *
+ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
+{
+    return ngx_slprintf(p, last, "%M.%03M", usec / 1000, usec % 1000);
+}
+
+
 #define ngx_http_classify_isalnum(c)                                          \
     (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z')                 \
      || ((c) >= 'A' && (c) <= 'Z'))
@@ -174,31 +196,65 @@ typedef struct {
 typedef struct ngx_http_classify_ctx_s  ngx_http_classify_ctx_t;
 
 
+/* the life of one classifier call (ngx_http_classify_call_set()) */
+typedef enum {
+    NGX_HTTP_CLASSIFY_CALL_IDLE = 0,     /* not started (sequential mode) */
+    NGX_HTTP_CLASSIFY_CALL_RUNNING,      /* its subrequest is posted or runs */
+    NGX_HTTP_CLASSIFY_CALL_ANSWERED,     /* a verdict: positive or negative */
+    NGX_HTTP_CLASSIFY_CALL_FAILED,       /* an error: its on_error applies */
+    NGX_HTTP_CLASSIFY_CALL_TIMEDOUT,     /* its timeout or classify_timeout */
+    NGX_HTTP_CLASSIFY_CALL_ABORTED,      /* given up by the gate */
+    NGX_HTTP_CLASSIFY_CALL_SKIPPED       /* decided without it */
+} ngx_http_classify_call_state_e;
+
+
+/* what logs, variables and metrics call a call's end */
+typedef enum {
+    NGX_HTTP_CLASSIFY_OUTCOME_POSITIVE = 0,
+    NGX_HTTP_CLASSIFY_OUTCOME_NEGATIVE,
+    NGX_HTTP_CLASSIFY_OUTCOME_ERROR,
+    NGX_HTTP_CLASSIFY_OUTCOME_TIMEOUT,
+    NGX_HTTP_CLASSIFY_OUTCOME_ABORTED,
+    NGX_HTTP_CLASSIFY_OUTCOME_SKIPPED,
+    NGX_HTTP_CLASSIFY_OUTCOME_PENDING,
+    NGX_HTTP_CLASSIFY_NOUTCOMES
+} ngx_http_classify_outcome_e;
+
+
+typedef struct ngx_http_classify_call_s  ngx_http_classify_call_t;
+
+typedef void (*ngx_http_classify_call_handler_pt)(
+    ngx_http_classify_call_t *call);
+
+
 /* one classifier call of one request */
-typedef struct {
+struct ngx_http_classify_call_s {
     ngx_http_classify_classifier_t  *classifier;
-    ngx_http_classify_ctx_t         *ctx;
+    ngx_http_request_t              *request;     /* the main request */
     ngx_http_request_t              *sr;
     ngx_http_post_subrequest_t       ps;
+    ngx_event_t                      timer;       /* its own timeout */
 
-    ngx_msec_t                       deadline;
-    struct timeval                   start;
-    ngx_msec_int_t                   usec;        /* time to the answer */
+    /* it settled by itself: an answer, an error, its own timeout */
+    ngx_http_classify_call_handler_pt  handler;
+    void                            *data;
+
+    ngx_msec_int_t                   start;       /* monotonic usec */
+    ngx_msec_int_t                   usec;        /* time it ran */
 
     ngx_str_t                        answer;      /* the raw answer */
-    size_t                           answer_size;
+    size_t                           answer_size; /* allocated */
     off_t                            received;    /* answer bytes */
-
-    ngx_uint_t                       verdict;     /* PENDING .. ERROR */
-    const char                      *cause;       /* why an ERROR */
     ngx_uint_t                       status;      /* upstream status */
 
-    unsigned                         started:1;
-    unsigned                         done:1;      /* answer recorded */
-    unsigned                         aborted:1;   /* by the gate */
-    unsigned                         timedout:1;
+    ngx_http_classify_call_state_e   state;
+    ngx_uint_t                       verdict;     /* when answered */
+    const char                      *cause;       /* why it failed */
+
+    unsigned                         ran:1;       /* its subrequest ran */
     unsigned                         too_big:1;
-} ngx_http_classify_call_t;
+    unsigned                         in_file:1;
+};
 
 
 struct ngx_http_classify_ctx_s {
@@ -211,16 +267,16 @@ struct ngx_http_classify_ctx_s {
     ngx_uint_t                       ncalls;
     ngx_int_t                        first_positive;  /* resolve first */
 
-    ngx_event_t                      timer;
-    ngx_msec_t                       deadline;    /* classify_timeout */
+    ngx_event_t                      deadline;    /* classify_timeout */
 
     ngx_http_classify_redis_op_t    *redis_op;    /* LRANGE in flight */
     ngx_event_t                      redis_done;  /* posted by its reply */
+    ngx_event_t                      redis_timer; /* classify_redis timeout= */
     ngx_str_t                        redis_key;
-    struct timeval                   start;
 
-    ngx_int_t                        verdict;     /* index, PASS or ... */
+    ngx_msec_int_t                   start;       /* monotonic usec */
     ngx_msec_int_t                   usec;        /* decision time */
+    ngx_int_t                        verdict;     /* index, PASS or ... */
 
     ngx_str_t                        capture;     /* generated answer */
     size_t                           capture_size;
@@ -237,22 +293,22 @@ struct ngx_http_classify_ctx_s {
 extern ngx_module_t  ngx_http_classify_module;
 
 
-/* module */
-const char *ngx_http_classify_outcome(ngx_http_classify_call_t *call);
-ngx_str_t *ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx);
-
 /* gate */
 ngx_int_t ngx_http_classify_handler(ngx_http_request_t *r);
 ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);
+ngx_str_t *ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx);
+void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
+    ngx_uint_t ok);
 
+/* whole responses from memory */
 ngx_int_t ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *message);
 ngx_int_t ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream);
 ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
-void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
-    ngx_uint_t ok);
+ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,
+    const char *name, size_t len);
 
 /* redis */
 char *ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -281,17 +337,19 @@ void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
 /* capture of the generated answer */
 ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);
 
-/* subrequests */
-ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
-    ngx_http_classify_call_t *call);
-void ngx_http_classify_abort(ngx_http_classify_call_t *call);
-ngx_int_t ngx_http_classify_answer_filter(ngx_http_request_t *r,
+/* classifier calls */
+ngx_int_t ngx_http_classify_call_init(ngx_conf_t *cf);
+void ngx_http_classify_call_set(ngx_http_classify_call_t *call,
+    ngx_http_classify_call_state_e state, const char *cause);
+ngx_int_t ngx_http_classify_call_start(ngx_http_classify_call_t *call,
+    ngx_str_t *body);
+void ngx_http_classify_call_expire(ngx_http_classify_call_t *call,
+    const char *cause);
+void ngx_http_classify_call_abort(ngx_http_classify_call_t *call);
+ngx_int_t ngx_http_classify_call_collect(ngx_http_request_t *r,
     ngx_http_classify_call_t *call, ngx_chain_t *in);
+void ngx_http_classify_call_header(ngx_http_request_t *sr);
 ngx_int_t ngx_http_classify_is_call(ngx_http_request_t *r);
-void ngx_http_classify_elapsed(ngx_http_classify_call_t *call);
-ngx_uint_t ngx_http_classify_pending_shadows(ngx_http_classify_ctx_t *ctx);
-void ngx_http_classify_settled(ngx_http_classify_ctx_t *ctx,
-    ngx_http_classify_call_t *call);
 
 /* verdicts (pure) */
 ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
@@ -299,6 +357,12 @@ ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
 ngx_int_t ngx_http_classify_resolve(ngx_http_classify_call_t *calls,
     ngx_uint_t n, ngx_uint_t resolve, ngx_int_t first_positive);
 ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
+ngx_http_classify_outcome_e ngx_http_classify_outcome(
+    ngx_http_classify_call_t *call);
+const char *ngx_http_classify_on_error_name(
+    ngx_http_classify_classifier_t *cl);
+
+extern ngx_str_t  ngx_http_classify_outcome_names[];
 
 /* input (pure) */
 ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,

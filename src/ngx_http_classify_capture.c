@@ -21,6 +21,7 @@
 #define NGX_HTTP_CLASSIFY_CAPTURE_MAX  (256 * 1024)
 
 
+static ngx_int_t ngx_http_classify_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_classify_capture_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static void ngx_http_classify_capture_done(ngx_http_request_t *r,
@@ -29,16 +30,31 @@ static ngx_int_t ngx_http_classify_capture_text(ngx_pool_t *pool,
     ngx_str_t *raw, ngx_str_t *text, const char **err);
 
 
-static ngx_http_output_body_filter_pt  ngx_http_next_body_filter;
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 ngx_int_t
 ngx_http_classify_capture_init(ngx_conf_t *cf)
 {
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_classify_header_filter;
+
     ngx_http_next_body_filter = ngx_http_top_body_filter;
     ngx_http_top_body_filter = ngx_http_classify_capture_filter;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_classify_header_filter(ngx_http_request_t *r)
+{
+    if (r != r->main && ngx_http_classify_is_call(r)) {
+        ngx_http_classify_call_header(r);
+    }
+
+    return ngx_http_next_header_filter(r);
 }
 
 
@@ -54,8 +70,8 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (r != r->main) {
         if (ngx_http_classify_is_call(r)) {
             /* a classifier's answer: kept by the call, not sent on */
-            return ngx_http_classify_answer_filter(r, r->post_subrequest->data,
-                                                   in);
+            return ngx_http_classify_call_collect(r, r->post_subrequest->data,
+                                                  in);
         }
 
         return ngx_http_next_body_filter(r, in);

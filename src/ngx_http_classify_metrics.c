@@ -30,9 +30,6 @@ typedef struct {
 } ngx_http_classify_hist_t;
 
 
-/* outcomes, in the order of ngx_http_classify_outcome_names[] */
-#define NGX_HTTP_CLASSIFY_NOUTCOMES  7
-
 typedef struct {
     ngx_atomic_t                    outcome[NGX_HTTP_CLASSIFY_NOUTCOMES];
     ngx_atomic_t                    shadow[NGX_HTTP_CLASSIFY_NOUTCOMES];
@@ -53,19 +50,12 @@ struct ngx_http_classify_metrics_s {
 };
 
 
-static const char  *ngx_http_classify_outcome_names[] = {
-    "positive", "negative", "error", "timeout", "aborted", "skipped",
-    "pending"
-};
-
-
 static ngx_int_t ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_classify_signature(
     ngx_http_classify_main_conf_t *cmcf, ngx_str_t *sig);
 static void ngx_http_classify_observe(ngx_http_classify_hist_t *h,
     ngx_msec_int_t usec);
-static ngx_uint_t ngx_http_classify_outcome_index(const char *outcome);
 static ngx_int_t ngx_http_classify_status_handler(ngx_http_request_t *r);
 static u_char *ngx_http_classify_prometheus_hist(u_char *p, u_char *last,
     const char *name, ngx_str_t *label, ngx_http_classify_hist_t *h);
@@ -241,21 +231,6 @@ ngx_http_classify_observe(ngx_http_classify_hist_t *h, ngx_msec_int_t usec)
 }
 
 
-static ngx_uint_t
-ngx_http_classify_outcome_index(const char *outcome)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < NGX_HTTP_CLASSIFY_NOUTCOMES - 1; i++) {
-        if (ngx_strcmp(outcome, ngx_http_classify_outcome_names[i]) == 0) {
-            break;
-        }
-    }
-
-    return i;
-}
-
-
 static ngx_http_classify_metrics_t *
 ngx_http_classify_metrics_of(ngx_http_request_t *r)
 {
@@ -347,10 +322,11 @@ ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx)
         cm = &m->cl[call->classifier->index];
 
         (void) ngx_atomic_fetch_add(
-                    &cm->outcome[ngx_http_classify_outcome_index(
-                                       ngx_http_classify_outcome(call))], 1);
+                            &cm->outcome[ngx_http_classify_outcome(call)], 1);
 
-        if (call->done && !call->aborted && !call->timedout) {
+        if (call->state == NGX_HTTP_CLASSIFY_CALL_ANSWERED
+            || call->state == NGX_HTTP_CLASSIFY_CALL_FAILED)
+        {
             ngx_http_classify_observe(&cm->latency, call->usec);
         }
     }
@@ -376,10 +352,9 @@ ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     cm = &cmcf->metrics->cl[call->classifier->index];
 
     (void) ngx_atomic_fetch_add(
-                &cm->shadow[ngx_http_classify_outcome_index(
-                                   ngx_http_classify_outcome(call))], 1);
+                            &cm->shadow[ngx_http_classify_outcome(call)], 1);
 
-    if (!call->timedout) {
+    if (call->state != NGX_HTTP_CLASSIFY_CALL_TIMEDOUT) {
         ngx_http_classify_observe(&cm->latency, call->usec);
     }
 }
@@ -473,8 +448,8 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
                              cl[i].shadow ? "true" : "false");
 
             for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
-                p = ngx_slprintf(p, last, "%s\"%s\":%uA", k ? "," : "",
-                                 ngx_http_classify_outcome_names[k],
+                p = ngx_slprintf(p, last, "%s\"%V\":%uA", k ? "," : "",
+                                 &ngx_http_classify_outcome_names[k],
                                  cl[i].shadow ? cm->shadow[k]
                                               : cm->outcome[k]);
             }
@@ -518,8 +493,8 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
             for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
                 p = ngx_slprintf(p, last,
                          "classify_classifier_verdicts_total{classifier="
-                         "\"%V\",verdict=\"%s\",shadow=\"%s\"} %uA\n",
-                         &cl[i].name, ngx_http_classify_outcome_names[k],
+                         "\"%V\",verdict=\"%V\",shadow=\"%s\"} %uA\n",
+                         &cl[i].name, &ngx_http_classify_outcome_names[k],
                          cl[i].shadow ? "true" : "false",
                          cl[i].shadow ? m->cl[i].shadow[k]
                                       : m->cl[i].outcome[k]);

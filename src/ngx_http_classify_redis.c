@@ -609,7 +609,7 @@ ngx_http_classify_redis_fetch(ngx_http_classify_ctx_t *ctx)
     ctx->redis_done.data = ctx;
     ctx->redis_done.log = r->connection->log;
 
-    ngx_add_timer(&ctx->timer, rs->timeout);
+    ngx_add_timer(&ctx->redis_timer, rs->timeout);
 
     return NGX_AGAIN;
 }
@@ -715,8 +715,8 @@ ngx_http_classify_redis_ready(ngx_event_t *ev)
 
     ctx->fetching = 0;
 
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
+    if (ctx->redis_timer.timer_set) {
+        ngx_del_timer(&ctx->redis_timer);
     }
 
     ngx_http_classify_context_done(ctx, ctx->redis_ok);

@@ -1,30 +1,44 @@
 
 /*
- * ngx_http_classify_module: start, collect and abort classifier calls.
+ * ngx_http_classify_module: one classifier call - start, collect, abort.
  *
  * Each call is an in-memory background subrequest (the pattern of njs's
- * r.subrequest()): its post handler records the verdict once and wakes the
- * parent, and nginx keeps the main request alive (r->main->count) until it
- * ends.  The answer itself is collected by this module's body filter, not
- * by nginx's in-memory postpone filter: that one fails an answer bigger
- * than subrequest_output_buffer_size with NGX_ERROR, which
+ * r.subrequest()).  A call has one state (ngx_http_classify_call_state_e)
+ * and changes it only through ngx_http_classify_call_set(); it tells its
+ * owner that it settled by itself (an answer, an error, its own timeout)
+ * through call->handler, and never calls the gate by name.
+ *
+ * The answer is collected by this module's body filter into a buffer that
+ * grows as the answer arrives, capped by the classifier location's
+ * subrequest_output_buffer_size; nginx's own in-memory postpone filter is
+ * not used, because it fails a too big answer with NGX_ERROR, which
  * ngx_http_output_filter() turns into c->error on the connection the
- * subrequest shares with the client, and the client's request dies.  Here
- * a too big answer is only that classifier's error.
+ * subrequest shares with the client, and the client's request dies.
  *
  * A call the gate no longer needs is aborted through its upstream's own
  * cleanup, which closes the peer connection and finalizes the subrequest
- * with NGX_DONE.
+ * with NGX_DONE; a call posted but not yet run is finalized when its turn
+ * comes, before it reaches a location.
  */
 
 
 #include "ngx_http_classify.h"
 
 
-static ngx_int_t ngx_http_classify_done(ngx_http_request_t *sr, void *data,
-    ngx_int_t rc);
-static void ngx_http_classify_record(ngx_http_classify_call_t *call,
+#define NGX_HTTP_CLASSIFY_ANSWER_START  1024
+
+
+static void ngx_http_classify_call_run(ngx_http_request_t *sr);
+static ngx_int_t ngx_http_classify_call_done(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+static void ngx_http_classify_call_record(ngx_http_classify_call_t *call,
     ngx_http_request_t *sr, ngx_int_t rc);
+static void ngx_http_classify_call_timeout(ngx_event_t *ev);
+static void ngx_http_classify_call_close(ngx_http_classify_call_t *call);
+static void ngx_http_classify_call_cleanup(void *data);
+static ngx_int_t ngx_http_classify_call_headers(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_str_t *body);
+static ngx_int_t ngx_http_classify_call_phase(ngx_http_request_t *r);
 
 
 static ngx_str_t  ngx_http_classify_post = ngx_string("POST");
@@ -32,33 +46,66 @@ static ngx_str_t  ngx_http_classify_content_type =
     ngx_string("application/json");
 
 
+static const char  *ngx_http_classify_state_names[] = {
+    "idle", "running", "answered", "failed", "timed out", "aborted",
+    "skipped"
+};
+
+
+/*
+ * The one place a call changes state; a call that leaves "running" stops
+ * its own timer and records how long it took.
+ */
+
+void
+ngx_http_classify_call_set(ngx_http_classify_call_t *call,
+    ngx_http_classify_call_state_e state, const char *cause)
+{
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, call->request->connection->log, 0,
+                   "classify: call \"%V\" %s -> %s %s",
+                   &call->classifier->name,
+                   ngx_http_classify_state_names[call->state],
+                   ngx_http_classify_state_names[state],
+                   cause ? cause : "");
+
+    if (call->state == NGX_HTTP_CLASSIFY_CALL_RUNNING) {
+        call->usec = ngx_http_classify_usec() - call->start;
+
+        if (call->timer.timer_set) {
+            ngx_del_timer(&call->timer);
+        }
+    }
+
+    call->state = state;
+
+    if (cause) {
+        call->cause = cause;
+    }
+}
+
+
 ngx_int_t
-ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
-    ngx_http_classify_call_t *call)
+ngx_http_classify_call_start(ngx_http_classify_call_t *call, ngx_str_t *body)
 {
     ngx_buf_t                       *b;
-    ngx_str_t                        body;
     ngx_chain_t                     *out;
-    ngx_table_elt_t                 *h;
+    ngx_pool_cleanup_t              *cln;
     ngx_http_request_t              *r, *sr;
     ngx_http_request_body_t         *rb;
     ngx_http_classify_classifier_t  *cl;
 
-    r = ctx->request;
+    r = call->request;
     cl = call->classifier;
 
-    call->started = 1;
-    call->ctx = ctx;
-    ngx_gettimeofday(&call->start);
-    call->deadline = ngx_current_msec + cl->timeout;
-
-    if (ngx_http_classify_build_body(r->pool, cl, &ctx->input, &body)
-        != NGX_OK)
-    {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
         return NGX_ERROR;
     }
 
-    call->ps.handler = ngx_http_classify_done;
+    cln->handler = ngx_http_classify_call_cleanup;
+    cln->data = call;
+
+    call->ps.handler = ngx_http_classify_call_done;
     call->ps.data = call;
 
     if (ngx_http_subrequest(r, &cl->pass_uri,
@@ -73,33 +120,29 @@ ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
 
     call->sr = sr;
 
+    /* posted: it runs at the next ngx_http_run_posted_requests() */
+    sr->write_event_handler = ngx_http_classify_call_run;
+
     /* a POST of our own body, not the client's */
 
     sr->method = NGX_HTTP_POST;
     sr->method_name = ngx_http_classify_post;
 
     rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
-    if (rb == NULL) {
-        return NGX_ERROR;
-    }
-
     b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
+    out = ngx_alloc_chain_link(r->pool);
+
+    if (rb == NULL || b == NULL || out == NULL) {
         return NGX_ERROR;
     }
 
-    b->start = body.data;
-    b->pos = body.data;
-    b->last = body.data + body.len;
+    b->start = body->data;
+    b->pos = body->data;
+    b->last = body->data + body->len;
     b->end = b->last;
     b->memory = 1;
     b->last_buf = 1;
     b->last_in_chain = 1;
-
-    out = ngx_alloc_chain_link(r->pool);
-    if (out == NULL) {
-        return NGX_ERROR;
-    }
 
     out->buf = b;
     out->next = NULL;
@@ -108,7 +151,35 @@ ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
     rb->rest = 0;
 
     sr->request_body = rb;
-    sr->headers_in.content_length_n = body.len;
+
+    if (ngx_http_classify_call_headers(r, sr, body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    call->timer.handler = ngx_http_classify_call_timeout;
+    call->timer.data = call;
+    call->timer.log = r->connection->log;
+
+    call->start = ngx_http_classify_usec();
+    ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_RUNNING, NULL);
+
+    ngx_add_timer(&call->timer, cl->timeout);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "classify: started \"%V\" -> \"%V\", body %uz",
+                   &cl->name, &cl->pass_uri, body->len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_classify_call_headers(ngx_http_request_t *r, ngx_http_request_t *sr,
+    ngx_str_t *body)
+{
+    ngx_table_elt_t  *h;
+
+    sr->headers_in.content_length_n = body->len;
     sr->headers_in.content_length = NULL;
     sr->headers_in.chunked = 0;
 
@@ -117,8 +188,8 @@ ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
      * body passed the gate's; the body built here (prompt, context and
      * query) must not be refused with a 413 by the classifier location's
      * limit.  nginx skips that check for a request whose body is being
-     * discarded; a subrequest never reads the client connection, so the
-     * flag has no other effect on it.
+     * discarded; the flag is dropped again once the location is found
+     * (ngx_http_classify_call_phase()).
      */
 
     sr->discard_body = 1;
@@ -151,129 +222,315 @@ ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
 
     sr->headers_in.content_type = h;
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "classify: started \"%V\" -> \"%V\", body %uz",
-                   &cl->name, &cl->pass_uri, body.len);
+    return NGX_OK;
+}
+
+
+/*
+ * A call's subrequest gets its turn: one given up before it ran (the
+ * decision came first, or classify_timeout) never reaches its location.
+ */
+
+static void
+ngx_http_classify_call_run(ngx_http_request_t *sr)
+{
+    ngx_http_classify_call_t  *call;
+
+    call = sr->post_subrequest->data;
+
+    if (call->state != NGX_HTTP_CLASSIFY_CALL_RUNNING) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                       "classify: \"%V\" dropped before it ran",
+                       &call->classifier->name);
+
+        /* balances the r->main->count of ngx_http_subrequest() */
+        ngx_http_finalize_request(sr, NGX_DONE);
+        return;
+    }
+
+    call->ran = 1;
+
+    ngx_http_handler(sr);
+}
+
+
+/*
+ * A PREACCESS phase handler: the location of a classifier call is found,
+ * and discard_body has done its only job (skipping client_max_body_size).
+ * Left set, every NGX_DONE finalization of the subrequest (the proxy's
+ * content handler returns one) makes ngx_http_finalize_connection() arm the
+ * client connection's read timer with lingering_timeout; when that fires
+ * during a slow decision, c->read->timedout stays set and the client's next
+ * keep-alive request is closed unanswered.
+ */
+
+static ngx_int_t
+ngx_http_classify_call_phase(ngx_http_request_t *r)
+{
+    if (r->discard_body && ngx_http_classify_is_call(r)) {
+        r->discard_body = 0;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_classify_call_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_classify_call_phase;
 
     return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_classify_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+ngx_http_classify_call_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     ngx_http_classify_call_t  *call = data;
 
-    ngx_http_classify_ctx_t  *ctx;
-
-    if (call->done) {
+    if (call->state != NGX_HTTP_CLASSIFY_CALL_RUNNING) {
+        /* a second finalization, or a call the gate gave up on */
         return NGX_OK;
     }
 
-    call->done = 1;
-    ctx = call->ctx;
-
-    if (call->aborted) {
-        /* a call the gate gave up on that had no upstream to close */
-        return NGX_OK;
-    }
-
-    ngx_http_classify_record(call, sr, rc);
-
-    if (call->classifier->shadow) {
-        ngx_http_classify_metrics_shadow(ctx, call);
-    }
+    ngx_http_classify_call_record(call, sr, rc);
 
     if (sr->connection->error) {
         return rc;
     }
 
-    if (ctx->waiting) {
-        ngx_http_classify_settled(ctx, call);
-
-        /* resume the gate from the parent's write handler, not from here */
-
-        if (ngx_http_post_request(ctx->request, NULL) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        return NGX_OK;
-    }
-
-    /* the decision was made: a shadow classifier finished afterwards */
-
-    if (ngx_http_classify_pending_shadows(ctx) == 0 && ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
-    }
+    call->handler(call);
 
     return NGX_OK;
 }
 
 
 static void
-ngx_http_classify_record(ngx_http_classify_call_t *call,
+ngx_http_classify_call_record(ngx_http_classify_call_t *call,
     ngx_http_request_t *sr, ngx_int_t rc)
 {
+    ngx_uint_t                       verdict;
+    const char                      *cause;
     ngx_http_classify_classifier_t  *cl;
 
     cl = call->classifier;
-
-    ngx_http_classify_elapsed(call);
+    cause = NULL;
+    verdict = NGX_HTTP_CLASSIFY_ERROR;
 
     call->status = sr->headers_out.status;
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         /* the upstream failed before a response: connect, timeout, 5xx */
         call->status = rc;
-        call->verdict = NGX_HTTP_CLASSIFY_ERROR;
-        call->cause = "no answer from the classifier";
+        cause = "no answer from the classifier";
 
     } else if (rc == NGX_ERROR
                || (sr->headers_out.content_length_n >= 0
                    && call->received < sr->headers_out.content_length_n))
     {
         /* the connection ended before the Content-Length it announced */
-        call->verdict = NGX_HTTP_CLASSIFY_ERROR;
-        call->cause = "answer was cut off";
+        cause = "answer was cut off";
 
     } else if (call->status < 200 || call->status > 299) {
-        call->verdict = NGX_HTTP_CLASSIFY_ERROR;
-        call->cause = "classifier answered with a non-2xx status";
+        cause = "classifier answered with a non-2xx status";
+
+    } else if (call->in_file) {
+        cause = "answer was buffered to a temporary file (bigger than "
+                "the classifier location's proxy buffers)";
 
     } else if (call->too_big) {
-        call->verdict = NGX_HTTP_CLASSIFY_ERROR;
-        call->cause = "answer bigger than subrequest_output_buffer_size";
+        cause = "answer bigger than subrequest_output_buffer_size";
 
     } else {
-        call->verdict = ngx_http_classify_parse_answer(cl, call->answer.data,
-                                                       call->answer.len,
-                                                       &call->cause);
+        verdict = ngx_http_classify_parse_answer(cl, call->answer.data,
+                                                 call->answer.len, &cause);
     }
 
-    if (call->verdict == NGX_HTTP_CLASSIFY_ERROR) {
+    if (verdict == NGX_HTTP_CLASSIFY_ERROR) {
+        ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_FAILED,
+                                   cause);
+
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
-                      "classifier \"%V\" failed: %s (status %ui), %s",
+                      "classifier \"%V\" failed: %s (status %ui), %s%s",
                       &cl->name, call->cause, call->status,
-                      cl->on_error == NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK
-                      ? "blocking (on_error block)"
-                      : "passing (on_error pass)");
+                      ngx_http_classify_on_error_name(cl),
+                      cl->shadow ? " (shadow)" : "");
         return;
     }
+
+    call->verdict = verdict;
+    ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_ANSWERED, NULL);
 
     if (cl->shadow) {
         ngx_log_error(NGX_LOG_INFO, sr->connection->log, 0,
-                      "classify: shadow classifier \"%V\" answered %s "
-                      "in %M.%03Mms", &cl->name,
-                      call->verdict == NGX_HTTP_CLASSIFY_POSITIVE
-                      ? "positive" : "negative",
+                      "classify: shadow classifier \"%V\" answered %V in "
+                      "%M.%03Mms", &cl->name,
+                      &ngx_http_classify_outcome_names[
+                                              ngx_http_classify_outcome(call)],
                       call->usec / 1000, call->usec % 1000);
+    }
+}
+
+
+/* the call's own timeout: it fails, follows its on_error, and is closed */
+
+static void
+ngx_http_classify_call_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_classify_call_t  *call;
+
+    call = ev->data;
+    r = call->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    /*
+     * after the answer only shadows still run, and closing the last one
+     * may end the request: hold a reference meanwhile, and release it the
+     * way a finishing subrequest would
+     */
+
+    r->count++;
+
+    ngx_http_classify_call_expire(call, "timed out");
+
+    call->handler(call);
+
+    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A running call past its own timeout, or past classify_timeout (cause
+ * says which): it ends as an error, its on_error applies, and its upstream
+ * is closed.  A call that never started only ends.
+ */
+
+void
+ngx_http_classify_call_expire(ngx_http_classify_call_t *call,
+    const char *cause)
+{
+    ngx_uint_t                       running;
+    ngx_http_classify_classifier_t  *cl;
+
+    cl = call->classifier;
+    running = (call->state == NGX_HTTP_CLASSIFY_CALL_RUNNING);
+
+    ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_TIMEDOUT, cause);
+
+    if (!running) {
         return;
     }
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
-                   "classify: \"%V\" answered %ui in %M.%03Mms",
-                   &cl->name, call->verdict,
-                   call->usec / 1000, call->usec % 1000);
+    ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+                  "classifier \"%V\" failed: %s, %s%s",
+                  &cl->name, cause, ngx_http_classify_on_error_name(cl),
+                  cl->shadow ? " (shadow)" : "");
+
+    ngx_http_classify_call_close(call);
+}
+
+
+/*
+ * The gate gives up a call: a running one is closed (an abort the gate
+ * chose is not an error), one never started is skipped.
+ */
+
+void
+ngx_http_classify_call_abort(ngx_http_classify_call_t *call)
+{
+    switch (call->state) {
+
+    case NGX_HTTP_CLASSIFY_CALL_RUNNING:
+        ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_ABORTED,
+                                   NULL);
+        ngx_http_classify_call_close(call);
+        return;
+
+    case NGX_HTTP_CLASSIFY_CALL_IDLE:
+        ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_SKIPPED,
+                                   NULL);
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+/*
+ * The upstream's cleanup closes the peer connection (so that the backend
+ * sees the client go and stops costing) and finalizes the subrequest with
+ * NGX_DONE, which balances r->main->count without calling the post
+ * handler.  Only from the parent's own handlers or a timer, never from
+ * another subrequest's post handler.  A subrequest that has not run yet
+ * has no upstream: ngx_http_classify_call_run() drops it.
+ */
+
+static void
+ngx_http_classify_call_close(ngx_http_classify_call_t *call)
+{
+    ngx_http_request_t   *sr;
+    ngx_http_upstream_t  *u;
+
+    sr = call->sr;
+
+    if (sr == NULL || !call->ran) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "classify: closing \"%V\"", &call->classifier->name);
+
+    u = sr->upstream;
+
+    if (u && u->cleanup && *u->cleanup) {
+        (*u->cleanup)(sr);
+    }
+}
+
+
+static void
+ngx_http_classify_call_cleanup(void *data)
+{
+    ngx_http_classify_call_t  *call = data;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+}
+
+
+/*
+ * A classifier's response header: its body is read unbuffered (as with
+ * proxy_buffering off), into the upstream's one proxy_buffer_size buffer
+ * and on to ngx_http_classify_call_collect(), which consumes it at once.
+ * Buffered, the event pipe would hold proxy_buffers per call and spool a
+ * big answer to a temporary file, to be read back with a blocking read.
+ * nginx chooses the mode after sending the header, so this is in time.
+ */
+
+void
+ngx_http_classify_call_header(ngx_http_request_t *sr)
+{
+    if (sr->upstream) {
+        sr->upstream->buffering = 0;
+    }
 }
 
 
@@ -283,22 +540,25 @@ ngx_int_t
 ngx_http_classify_is_call(ngx_http_request_t *r)
 {
     return r->post_subrequest
-           && r->post_subrequest->handler == ngx_http_classify_done;
+           && r->post_subrequest->handler == ngx_http_classify_call_done;
 }
 
 
 /*
  * The body filter of a classifier subrequest: the answer is copied into
- * the call, up to the classifier location's subrequest_output_buffer_size,
- * and consumed here.
+ * the call and consumed here.  The buffer is sized by the answer's
+ * Content-Length, or grows as the answer arrives, and is never bigger than
+ * the classifier location's subrequest_output_buffer_size; an answer nginx
+ * buffered to a temporary file is refused rather than read back with a
+ * blocking read.
  */
 
 ngx_int_t
-ngx_http_classify_answer_filter(ngx_http_request_t *r,
+ngx_http_classify_call_collect(ngx_http_request_t *r,
     ngx_http_classify_call_t *call, ngx_chain_t *in)
 {
-    size_t                     len;
-    ssize_t                    n;
+    size_t                     len, size;
+    u_char                    *p;
     ngx_buf_t                 *b;
     ngx_chain_t               *cl;
     ngx_http_core_loc_conf_t  *clcf;
@@ -310,110 +570,62 @@ ngx_http_classify_answer_filter(ngx_http_request_t *r,
             continue;
         }
 
-        len = ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos)
-                                   : (size_t) (b->file_last - b->file_pos);
+        if (!ngx_buf_in_memory(b)) {
+            call->received += b->file_last - b->file_pos;
+            call->in_file = 1;
+            b->file_pos = b->file_last;
+            continue;
+        }
 
+        len = b->last - b->pos;
         call->received += len;
 
         if (call->too_big || len == 0) {
-            goto consumed;
-        }
-
-        if (call->answer.data == NULL) {
-            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-            call->answer_size = clcf->subrequest_output_buffer_size;
-
-            call->answer.data = ngx_pnalloc(r->pool, call->answer_size);
-            if (call->answer.data == NULL) {
-                return NGX_ERROR;
-            }
+            b->pos = b->last;
+            continue;
         }
 
         if (call->answer.len + len > call->answer_size) {
-            call->too_big = 1;
-            goto consumed;
-        }
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-        if (ngx_buf_in_memory(b)) {
-            ngx_memcpy(call->answer.data + call->answer.len, b->pos, len);
-
-        } else {
-            /*
-             * the proxy buffered a big answer to its temporary file; read
-             * it back, as nginx's copy filter does for in-memory requests
-             */
-
-            n = ngx_read_file(b->file, call->answer.data + call->answer.len,
-                              len, b->file_pos);
-            if (n != (ssize_t) len) {
+            if (call->answer.len + len > clcf->subrequest_output_buffer_size)
+            {
                 call->too_big = 1;
-                goto consumed;
+                b->pos = b->last;
+                continue;
             }
+
+            if (r->headers_out.content_length_n > 0
+                && (size_t) r->headers_out.content_length_n
+                   <= clcf->subrequest_output_buffer_size)
+            {
+                size = r->headers_out.content_length_n;
+
+            } else {
+                size = ngx_max(2 * call->answer_size,
+                               NGX_HTTP_CLASSIFY_ANSWER_START);
+            }
+
+            size = ngx_max(size, call->answer.len + len);
+            size = ngx_min(size, clcf->subrequest_output_buffer_size);
+
+            p = ngx_pnalloc(r->pool, size);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (call->answer.len) {
+                ngx_memcpy(p, call->answer.data, call->answer.len);
+            }
+
+            call->answer.data = p;
+            call->answer_size = size;
         }
 
+        ngx_memcpy(call->answer.data + call->answer.len, b->pos, len);
         call->answer.len += len;
-
-    consumed:
-
-        if (ngx_buf_in_memory(b)) {
-            b->pos = b->last;
-        }
-
-        if (b->in_file) {
-            b->file_pos = b->file_last;
-        }
+        b->pos = b->last;
     }
 
     return NGX_OK;
-}
-
-
-void
-ngx_http_classify_elapsed(ngx_http_classify_call_t *call)
-{
-    struct timeval  tv;
-
-    ngx_gettimeofday(&tv);
-
-    call->usec = (tv.tv_sec - call->start.tv_sec) * 1000000
-                 + (tv.tv_usec - call->start.tv_usec);
-}
-
-
-/*
- * Gives up a call: the upstream's cleanup closes the peer connection (so
- * that the backend sees the client go and stops costing) and finalizes the
- * subrequest with NGX_DONE, which balances r->main->count without calling
- * the post handler.  Only from the parent's own handlers or a timer, never
- * from another subrequest's post handler.
- */
-
-void
-ngx_http_classify_abort(ngx_http_classify_call_t *call)
-{
-    ngx_http_request_t   *sr;
-    ngx_http_upstream_t  *u;
-
-    sr = call->sr;
-
-    if (!call->started || call->done || call->aborted) {
-        return;
-    }
-
-    call->aborted = 1;
-    ngx_http_classify_elapsed(call);
-
-    if (sr == NULL) {
-        return;
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
-                   "classify: aborting \"%V\"", &call->classifier->name);
-
-    u = sr->upstream;
-
-    if (u && u->cleanup && *u->cleanup) {
-        (*u->cleanup)(sr);
-    }
 }

@@ -140,17 +140,84 @@ ngx_http_classify_parse_word(ngx_http_classify_classifier_t *cl,
 }
 
 
-/* an error counts as its on_error says: negative (pass) or positive */
+/*
+ * The outcome names of logs, variables and metrics, in the order of
+ * ngx_http_classify_outcome_e.
+ */
+
+ngx_str_t  ngx_http_classify_outcome_names[] = {
+    ngx_string("positive"),
+    ngx_string("negative"),
+    ngx_string("error"),
+    ngx_string("timeout"),
+    ngx_string("aborted"),
+    ngx_string("skipped"),
+    ngx_string("pending")
+};
+
+
+ngx_http_classify_outcome_e
+ngx_http_classify_outcome(ngx_http_classify_call_t *call)
+{
+    switch (call->state) {
+
+    case NGX_HTTP_CLASSIFY_CALL_ANSWERED:
+        return call->verdict == NGX_HTTP_CLASSIFY_POSITIVE
+               ? NGX_HTTP_CLASSIFY_OUTCOME_POSITIVE
+               : NGX_HTTP_CLASSIFY_OUTCOME_NEGATIVE;
+
+    case NGX_HTTP_CLASSIFY_CALL_FAILED:
+        return NGX_HTTP_CLASSIFY_OUTCOME_ERROR;
+
+    case NGX_HTTP_CLASSIFY_CALL_TIMEDOUT:
+        return NGX_HTTP_CLASSIFY_OUTCOME_TIMEOUT;
+
+    case NGX_HTTP_CLASSIFY_CALL_ABORTED:
+        return NGX_HTTP_CLASSIFY_OUTCOME_ABORTED;
+
+    case NGX_HTTP_CLASSIFY_CALL_SKIPPED:
+        return NGX_HTTP_CLASSIFY_OUTCOME_SKIPPED;
+
+    default: /* idle, running */
+        return NGX_HTTP_CLASSIFY_OUTCOME_PENDING;
+    }
+}
+
+
+const char *
+ngx_http_classify_on_error_name(ngx_http_classify_classifier_t *cl)
+{
+    return cl->on_error == NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK
+           ? "blocking (on_error block)" : "passing (on_error pass)";
+}
+
+
+/*
+ * What a call counts as in the decision: its answer; an error or a timeout
+ * as its on_error says (block: positive, pass: negative); pending while it
+ * runs or waits its turn.  A call the gate gave up on has no say.
+ */
 
 ngx_uint_t
 ngx_http_classify_effective(ngx_http_classify_call_t *call)
 {
-    if (call->verdict != NGX_HTTP_CLASSIFY_ERROR) {
-        return call->verdict;
-    }
+    switch (call->state) {
 
-    return call->classifier->on_error == NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK
-           ? NGX_HTTP_CLASSIFY_POSITIVE : NGX_HTTP_CLASSIFY_NEGATIVE;
+    case NGX_HTTP_CLASSIFY_CALL_ANSWERED:
+        return call->verdict;
+
+    case NGX_HTTP_CLASSIFY_CALL_FAILED:
+    case NGX_HTTP_CLASSIFY_CALL_TIMEDOUT:
+        return call->classifier->on_error == NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK
+               ? NGX_HTTP_CLASSIFY_POSITIVE : NGX_HTTP_CLASSIFY_NEGATIVE;
+
+    case NGX_HTTP_CLASSIFY_CALL_IDLE:
+    case NGX_HTTP_CLASSIFY_CALL_RUNNING:
+        return NGX_HTTP_CLASSIFY_PENDING;
+
+    default: /* aborted, skipped */
+        return NGX_HTTP_CLASSIFY_NEGATIVE;
+    }
 }
 
 

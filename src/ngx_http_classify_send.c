@@ -1,0 +1,179 @@
+
+/*
+ * ngx_http_classify_module: whole responses from memory.
+ *
+ * The gate's reply and errors and the status page are sent by these: a
+ * status, a content type and a body built in the request's pool, with a
+ * Content-Length, or chunked for a stream.
+ */
+
+
+#include "ngx_http_classify.h"
+
+
+ngx_int_t
+ngx_http_classify_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * A whole response from memory; without a length (chunked) for a stream.
+ * Returns what the handler finalizes with.
+ */
+
+ngx_int_t
+ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = *content_type;
+    r->headers_out.content_type_len = content_type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (!stream) {
+        r->headers_out.content_length_n = body->len;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * A client error as a JSON body in OpenAI's error shape, so that any
+ * chat client shows the message.  Returns what the handler should
+ * finalize with.
+ */
+
+ngx_int_t
+ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *message)
+{
+    size_t        len;
+    u_char       *p;
+    ngx_buf_t    *b;
+    ngx_str_t     msg, type, body;
+
+    static ngx_str_t  json = ngx_string("application/json");
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * as nginx's own error pages do: after these the rest of the body may
+     * still be on the wire (a chunked body over client_max_body_size),
+     * and it must not be read as the next request
+     */
+
+    switch (status) {
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+    case NGX_HTTP_INTERNAL_SERVER_ERROR:
+        r->keepalive = 0;
+        break;
+    default:
+        break;
+    }
+
+    if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        ngx_str_set(&type, "server_error");
+
+    } else {
+        ngx_str_set(&type, "invalid_request_error");
+    }
+
+    msg.data = (u_char *) message;
+    msg.len = ngx_strlen(message);
+
+    len = sizeof("{\"error\":{\"message\":,\"type\":\"\",\"code\":}}\n") - 1
+          + ngx_http_classify_json_str_len(&msg) + type.len + NGX_INT_T_LEN;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, "{\"error\":{\"message\":",
+                   sizeof("{\"error\":{\"message\":") - 1);
+    p = ngx_http_classify_json_str(p, &msg);
+    b->last = ngx_sprintf(p, ",\"type\":\"%V\",\"code\":%ui}}\n",
+                          &type, status);
+    body.data = b->pos;
+    body.len = b->last - b->pos;
+
+    return ngx_http_classify_send(r, status, &json, &body, 0);
+}
+
+
+ngx_str_t *
+ngx_http_classify_header_in(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
