@@ -315,7 +315,6 @@ char *ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_classify_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_classify_redis_exit_process(ngx_cycle_t *cycle);
-ngx_uint_t ngx_http_classify_redis_wanted(ngx_http_classify_ctx_t *ctx);
 ngx_int_t ngx_http_classify_redis_fetch(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_redis_detach(ngx_http_classify_ctx_t *ctx);

@@ -210,7 +210,12 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    if (ngx_http_classify_redis_wanted(ctx)) {
+    if (ctx->redis_key.len
+        && ctx->conf->max_context
+        && ctx->input.context.nelts == 0)
+    {
+        /* the body has no history: the context is read from Redis */
+
         ctx->redis_timer.handler = ngx_http_classify_redis_timer_handler;
         ctx->redis_timer.data = ctx;
         ctx->redis_timer.log = r->connection->log;
@@ -288,6 +293,16 @@ ngx_http_classify_prepare(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    /* the session's list: read for context, or written by context_store */
+
+    if (ctx->conf->redis
+        && ctx->input.session.len
+        && ngx_http_complex_value(r, ctx->conf->redis_key, &ctx->redis_key)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->ncalls = ctx->conf->classifiers->nelts;

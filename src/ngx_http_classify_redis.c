@@ -509,28 +509,8 @@ ngx_http_classify_redis_reply_logged(redisAsyncContext *ac, void *reply,
 
 
 /*
- * Whether this request reads its context from Redis: a Redis server, a
- * session, classifiers that want context, and no history in the body.
- */
-
-ngx_uint_t
-ngx_http_classify_redis_wanted(ngx_http_classify_ctx_t *ctx)
-{
-    ngx_http_classify_loc_conf_t  *clcf;
-
-    clcf = ctx->conf;
-
-    return clcf->redis != NULL
-           && ctx->input.session.len
-           && (clcf->max_context || clcf->context_store)
-           && ctx->input.context.nelts == 0;
-}
-
-
-/*
  * One LRANGE for the largest "context" of the location's classifiers.
- * NGX_AGAIN: the reply will come; NGX_DECLINED: Redis is unavailable now;
- * NGX_OK: nothing to read.
+ * NGX_AGAIN: the reply will come; NGX_DECLINED: Redis is unavailable now.
  */
 
 ngx_int_t
@@ -548,16 +528,6 @@ ngx_http_classify_redis_fetch(ngx_http_classify_ctx_t *ctx)
     r = ctx->request;
     clcf = ctx->conf;
     rs = clcf->redis;
-
-    if (ngx_http_complex_value(r, clcf->redis_key, &ctx->redis_key)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (clcf->max_context == 0) {
-        return NGX_OK;
-    }
 
     /*
      * while a connect is in progress hiredis queues the command and sends
