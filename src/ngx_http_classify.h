@@ -278,9 +278,13 @@ struct ngx_http_classify_ctx_s {
     ngx_msec_int_t                   usec;        /* decision time */
     ngx_int_t                        verdict;     /* index, PASS or ... */
 
+    ngx_str_t                        body;        /* kept as it came */
+    size_t                           body_size;
+
     ngx_str_t                        capture;     /* generated answer */
     size_t                           capture_size;
 
+    unsigned                         keep_body:1;
     unsigned                         capture_done:1;
     unsigned                         capture_failed:1;
     unsigned                         fetching:1;  /* Redis context */
@@ -305,6 +309,9 @@ ngx_int_t ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *message);
 ngx_int_t ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream);
+ngx_int_t ngx_http_classify_send_chain(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *content_type, ngx_chain_t *out, size_t len,
+    ngx_uint_t stream);
 ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,

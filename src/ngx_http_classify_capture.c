@@ -21,6 +21,10 @@
 #define NGX_HTTP_CLASSIFY_CAPTURE_MAX  (256 * 1024)
 
 
+static ngx_int_t ngx_http_classify_request_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_classify_keep_body(ngx_http_request_t *r,
+    ngx_http_classify_ctx_t *ctx, u_char *data, size_t len);
 static ngx_int_t ngx_http_classify_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_classify_capture_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -30,6 +34,7 @@ static ngx_int_t ngx_http_classify_capture_text(ngx_pool_t *pool,
     ngx_str_t *raw, ngx_str_t *text, const char **err);
 
 
+static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
@@ -37,11 +42,92 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 ngx_int_t
 ngx_http_classify_capture_init(ngx_conf_t *cf)
 {
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_classify_request_body_filter;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_classify_header_filter;
 
     ngx_http_next_body_filter = ngx_http_top_body_filter;
     ngx_http_top_body_filter = ngx_http_classify_capture_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's body as it arrives, for a gate whose body nginx may write
+ * to a temporary file (ngx_http_classify_keep_body()): a copy in memory,
+ * so that the gate never reads the file back with a blocking read.
+ */
+
+static ngx_int_t
+ngx_http_classify_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t              *cl;
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = (r == r->main) ? ngx_http_get_module_ctx(r, ngx_http_classify_module)
+                         : NULL;
+
+    if (ctx && ctx->keep_body) {
+        for (cl = in; cl; cl = cl->next) {
+            if (ngx_buf_in_memory(cl->buf)
+                && ngx_http_classify_keep_body(r, ctx, cl->buf->pos,
+                                           cl->buf->last - cl->buf->pos)
+                   != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+/*
+ * The copy grows as the body arrives (16 KiB, then doubling), never past
+ * the Content-Length; nginx has checked client_max_body_size before.
+ */
+
+static ngx_int_t
+ngx_http_classify_keep_body(ngx_http_request_t *r,
+    ngx_http_classify_ctx_t *ctx, u_char *data, size_t len)
+{
+    u_char  *p;
+    size_t   size, want;
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    want = ctx->body.len + len;
+
+    if (want > ctx->body_size) {
+        size = ngx_max(2 * ctx->body_size, 16384);
+
+        if (r->headers_in.content_length_n > 0) {
+            size = ngx_min(size, (size_t) r->headers_in.content_length_n);
+        }
+
+        size = ngx_max(size, want);
+
+        p = ngx_pnalloc(r->pool, size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->body.len) {
+            ngx_memcpy(p, ctx->body.data, ctx->body.len);
+        }
+
+        ctx->body.data = p;
+        ctx->body_size = size;
+    }
+
+    ngx_memcpy(ctx->body.data + ctx->body.len, data, len);
+    ctx->body.len = want;
 
     return NGX_OK;
 }

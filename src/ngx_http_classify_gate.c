@@ -25,6 +25,8 @@ static ngx_int_t ngx_http_classify_prepare(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
+static void ngx_http_classify_keep(ngx_http_request_t *r,
+    ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_classify_session(ngx_http_request_t *r,
@@ -112,6 +114,8 @@ ngx_http_classify_handler(ngx_http_request_t *r)
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_classify_module);
+
+    ngx_http_classify_keep(r, ctx);
 
     rc = ngx_http_read_client_request_body(r, ngx_http_classify_body_handler);
 
@@ -910,20 +914,42 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 
 
 /*
- * The body as one buffer.  A body nginx buffered to a temporary file (one
- * over client_body_buffer_size) is read back with one pread(), as proxy_pass
- * itself does without aio; size client_body_buffer_size so that chat bodies
- * stay in memory.
+ * A body nginx may buffer to a temporary file (over client_body_buffer_size,
+ * chunked, or client_body_in_file_only) is kept in memory as it arrives by
+ * the module's request body filter, so that the gate never reads the file
+ * back with a blocking read; the file stays nginx's, for classify_pass.
  */
+
+static void
+ngx_http_classify_keep(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ctx->keep_body = r->headers_in.chunked
+                     || clcf->client_body_in_file_only
+                     || r->headers_in.content_length_n
+                        > (off_t) clcf->client_body_buffer_size;
+}
+
+
+/* the body as one buffer: the kept copy, or nginx's buffers in memory */
 
 static ngx_int_t
 ngx_http_classify_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    off_t         len;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    u_char                   *p;
+    size_t                    len;
+    ngx_chain_t              *cl;
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
+
+    if (ctx->keep_body) {
+        *body = ctx->body;
+        return NGX_OK;
+    }
 
     ngx_str_null(body);
 
@@ -942,8 +968,13 @@ ngx_http_classify_body(ngx_http_request_t *r, ngx_str_t *body)
     len = 0;
 
     for ( /* void */ ; cl; cl = cl->next) {
-        b = cl->buf;
-        len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
+        if (cl->buf->in_file) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "classify: the body is in a file, not kept");
+            return NGX_ERROR;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -952,32 +983,11 @@ ngx_http_classify_body(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     body->data = p;
+    body->len = len;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (!b->in_file) {
-            if (b->last > b->pos) {
-                p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            }
-
-            continue;
-        }
-
-        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                          b->file_pos);
-
-        if (n != b->file_last - b->file_pos) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "classify: could not read the buffered body "
-                          "from \"%V\"", &b->file->name);
-            return NGX_ERROR;
-        }
-
-        p += n;
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
     }
-
-    body->len = p - body->data;
 
     return NGX_OK;
 }

@@ -5,8 +5,13 @@
  * text or JSON.
  *
  * Every counter is an ngx_atomic_t updated with ngx_atomic_fetch_add(), so
- * workers never lock.  The zone is laid out for the classifiers of the
- * configuration; a reload with the same classifiers keeps the counters.
+ * workers never lock for it.  The counters of one set of classifiers are a
+ * "layout" in the zone, found again by its signature (the classifier
+ * names): a reload with the same classifiers keeps counting, and one back
+ * to a set seen before (A, B, A) takes up its layout again instead of
+ * allocating.  Old layouts stay, for the old workers that may still be
+ * finishing their requests; a zone too full for a new one says so, and
+ * that configuration runs without metrics.
  */
 
 
@@ -39,6 +44,7 @@ typedef struct {
 
 
 struct ngx_http_classify_metrics_s {
+    ngx_queue_t                     queue;       /* in the zone's head */
     ngx_str_t                       signature;   /* classifier names */
     ngx_atomic_t                    requests;
     ngx_atomic_t                    pass;
@@ -50,17 +56,73 @@ struct ngx_http_classify_metrics_s {
 };
 
 
+/* the zone's head: every layout it has held */
+
+typedef struct {
+    ngx_queue_t                     layouts;
+    ngx_uint_t                      nlayouts;
+} ngx_http_classify_metrics_sh_t;
+
+
+/* a counter of the whole zone, in both outputs */
+
+typedef struct {
+    const char                     *name;        /* Prometheus */
+    const char                     *key;         /* JSON */
+    const char                     *help;
+    size_t                          offset;      /* in the layout */
+} ngx_http_classify_counter_t;
+
+
+static ngx_http_classify_counter_t  ngx_http_classify_counters[] = {
+
+    { "classify_requests_total", "requests",
+      "Requests that reached a classify location.",
+      offsetof(ngx_http_classify_metrics_t, requests) },
+
+    { "classify_redis_errors_total", "redis_errors",
+      "Requests that got no context from Redis (down, slow or failing).",
+      offsetof(ngx_http_classify_metrics_t, redis_errors) },
+
+    { NULL, NULL, NULL, 0 }
+};
+
+
+#define ngx_http_classify_counter(m, c)                                       \
+    (*(ngx_atomic_t *) ((u_char *) (m) + (c)->offset))
+
+
+/* status text: buffers of a chain, each print sure of its room */
+
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_chain_t                    *out;
+    ngx_chain_t                   **last;
+    ngx_buf_t                      *b;
+    size_t                          reserve;     /* one print at most */
+    size_t                          len;
+} ngx_http_classify_text_t;
+
+
 static ngx_int_t ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_http_classify_metrics_t *ngx_http_classify_metrics_layout(
+    ngx_shm_zone_t *shm_zone, ngx_str_t *sig, ngx_uint_t n);
 static ngx_int_t ngx_http_classify_signature(
     ngx_http_classify_main_conf_t *cmcf, ngx_str_t *sig);
 static void ngx_http_classify_observe(ngx_http_classify_hist_t *h,
     ngx_msec_int_t usec);
 static ngx_int_t ngx_http_classify_status_handler(ngx_http_request_t *r);
-static u_char *ngx_http_classify_prometheus_hist(u_char *p, u_char *last,
+static void ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
+static void ngx_http_classify_prometheus_hist(ngx_http_classify_text_t *t,
     const char *name, ngx_str_t *label, ngx_http_classify_hist_t *h);
-static u_char *ngx_http_classify_json_hist(u_char *p, u_char *last,
+static void ngx_http_classify_json(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
+static void ngx_http_classify_json_hist(ngx_http_classify_text_t *t,
     ngx_http_classify_hist_t *h);
+static void ngx_cdecl ngx_http_classify_print(ngx_http_classify_text_t *t,
+    const char *fmt, ...);
 
 
 /* classify_metrics_zone name size; */
@@ -111,68 +173,107 @@ ngx_http_classify_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_classify_main_conf_t  *ocmcf = data;
-
-    size_t                           size;
     ngx_str_t                        sig;
     ngx_slab_pool_t                 *shpool;
-    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_metrics_sh_t  *sh;
     ngx_http_classify_main_conf_t   *cmcf;
 
     cmcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shpool->data == NULL) {
+        /* a new zone: its head */
+
+        sh = ngx_slab_alloc(shpool, sizeof(ngx_http_classify_metrics_sh_t));
+        if (sh == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_queue_init(&sh->layouts);
+        sh->nlayouts = 0;
+        shpool->data = sh;
+
+        shpool->log_nomem = 0;
+    }
 
     if (ngx_http_classify_signature(cmcf, &sig) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    /*
-     * a reload with the same classifiers keeps counting; with others, a new
-     * layout is allocated and the old one is left to the old workers that
-     * are still finishing their requests
-     */
+    cmcf->metrics = ngx_http_classify_metrics_layout(shm_zone, &sig,
+                                                     cmcf->classifiers.nelts);
 
-    if (ocmcf && ocmcf->metrics
-        && ocmcf->metrics->signature.len == sig.len
-        && ngx_strncmp(ocmcf->metrics->signature.data, sig.data, sig.len)
-           == 0)
-    {
-        cmcf->metrics = ocmcf->metrics;
-        return NGX_OK;
+    if (cmcf->metrics == NULL) {
+        ngx_log_error(NGX_LOG_ERR, shm_zone->shm.log, 0,
+                      "classify_metrics_zone \"%V\" is full: it holds the "
+                      "counters of %ui sets of classifiers; this "
+                      "configuration runs without metrics, give the zone "
+                      "more room", &shm_zone->shm.name,
+                      ((ngx_http_classify_metrics_sh_t *) shpool->data)
+                      ->nlayouts);
     }
 
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    return NGX_OK;
+}
 
-    size = sizeof(ngx_http_classify_metrics_t)
-           + cmcf->classifiers.nelts * sizeof(ngx_http_classify_cl_metrics_t);
+
+/* the layout of these classifiers: one seen before, or a new one */
+
+static ngx_http_classify_metrics_t *
+ngx_http_classify_metrics_layout(ngx_shm_zone_t *shm_zone, ngx_str_t *sig,
+    ngx_uint_t n)
+{
+    size_t                           size;
+    ngx_queue_t                     *q;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_metrics_sh_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
 
     ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->layouts);
+         q != ngx_queue_sentinel(&sh->layouts);
+         q = ngx_queue_next(q))
+    {
+        m = ngx_queue_data(q, ngx_http_classify_metrics_t, queue);
+
+        if (m->signature.len == sig->len
+            && ngx_strncmp(m->signature.data, sig->data, sig->len) == 0)
+        {
+            goto done;
+        }
+    }
+
+    size = sizeof(ngx_http_classify_metrics_t)
+           + n * sizeof(ngx_http_classify_cl_metrics_t);
 
     m = ngx_slab_calloc_locked(shpool, size);
 
     if (m) {
-        m->signature.data = ngx_slab_alloc_locked(shpool, sig.len + 1);
+        m->signature.data = ngx_slab_alloc_locked(shpool, sig->len + 1);
+
         if (m->signature.data == NULL) {
+            ngx_slab_free_locked(shpool, m);
             m = NULL;
+            goto done;
         }
+
+        ngx_memcpy(m->signature.data, sig->data, sig->len);
+        m->signature.len = sig->len;
+        m->nclassifiers = n;
+
+        ngx_queue_insert_tail(&sh->layouts, &m->queue);
+        sh->nlayouts++;
     }
+
+done:
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    if (m == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                      "classify_metrics_zone \"%V\" is too small for %ui "
-                      "classifiers", &shm_zone->shm.name,
-                      cmcf->classifiers.nelts);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(m->signature.data, sig.data, sig.len);
-    m->signature.len = sig.len;
-    m->nclassifiers = cmcf->classifiers.nelts;
-
-    cmcf->metrics = m;
-
-    return NGX_OK;
+    return m;
 }
 
 
@@ -292,11 +393,8 @@ ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx)
     ngx_http_classify_call_t        *call;
     ngx_http_classify_metrics_t     *m;
     ngx_http_classify_cl_metrics_t  *cm;
-    ngx_http_classify_main_conf_t   *cmcf;
 
-    cmcf = ngx_http_get_module_main_conf(ctx->request,
-                                         ngx_http_classify_module);
-    m = cmcf->metrics;
+    m = ngx_http_classify_metrics_of(ctx->request);
 
     if (m == NULL) {
         return;
@@ -339,17 +437,16 @@ void
 ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call)
 {
+    ngx_http_classify_metrics_t     *m;
     ngx_http_classify_cl_metrics_t  *cm;
-    ngx_http_classify_main_conf_t   *cmcf;
 
-    cmcf = ngx_http_get_module_main_conf(ctx->request,
-                                         ngx_http_classify_module);
+    m = ngx_http_classify_metrics_of(ctx->request);
 
-    if (cmcf->metrics == NULL) {
+    if (m == NULL) {
         return;
     }
 
-    cm = &cmcf->metrics->cl[call->classifier->index];
+    cm = &m->cl[call->classifier->index];
 
     (void) ngx_atomic_fetch_add(
                             &cm->shadow[ngx_http_classify_outcome(call)], 1);
@@ -377,14 +474,10 @@ ngx_http_classify_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_classify_status_handler(ngx_http_request_t *r)
 {
-    size_t                           size;
-    u_char                          *p, *last;
-    ngx_int_t                        rc, json;
-    ngx_buf_t                       *b;
-    ngx_str_t                        format, label, body, content_type;
-    ngx_uint_t                       i, k;
-    ngx_http_classify_metrics_t     *m;
-    ngx_http_classify_cl_metrics_t  *cm;
+    ngx_int_t                        rc;
+    ngx_str_t                        format, content_type;
+    ngx_uint_t                       i;
+    ngx_http_classify_text_t         t;
     ngx_http_classify_classifier_t  *cl;
     ngx_http_classify_main_conf_t   *cmcf;
 
@@ -398,197 +491,237 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
     }
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_classify_module);
-    m = cmcf->metrics;
 
-    if (m == NULL) {
+    if (cmcf->metrics == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "classify_status needs a classify_metrics_zone");
+                      "classify_status: %s",
+                      cmcf->metrics_zone ? "the classify_metrics_zone is full"
+                                         : "no classify_metrics_zone");
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    json = ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
-           && format.len == 4 && ngx_strncmp(format.data, "json", 4) == 0;
+    ngx_memzero(&t, sizeof(ngx_http_classify_text_t));
+
+    t.pool = r->pool;
+    t.last = &t.out;
+    t.reserve = 512;
 
     cl = cmcf->classifiers.elts;
 
-    /* generous: a few lines per counter, histograms per classifier */
-
-    size = 4096 + m->nclassifiers * (4096 + 32 * 64);
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    for (i = 0; i < cmcf->classifiers.nelts; i++) {
+        t.reserve = ngx_max(t.reserve, 512 + 2 * cl[i].name.len);
     }
 
-    p = b->pos;
-    last = b->end;
-
-    if (json) {
-        p = ngx_slprintf(p, last, "{\"requests\":%uA,\"decisions\":"
-                         "{\"pass\":%uA,\"error\":%uA",
-                         m->requests, m->pass, m->error);
-
-        for (i = 0; i < m->nclassifiers; i++) {
-            if (!cl[i].shadow) {
-                p = ngx_slprintf(p, last, ",\"%V\":%uA", &cl[i].name,
-                                 m->cl[i].blocked);
-            }
-        }
-
-        p = ngx_slprintf(p, last, "},\"redis_errors\":%uA,"
-                         "\"decision_ms\":", m->redis_errors);
-        p = ngx_http_classify_json_hist(p, last, &m->decision);
-        p = ngx_slprintf(p, last, ",\"classifiers\":{");
-
-        for (i = 0; i < m->nclassifiers; i++) {
-            cm = &m->cl[i];
-
-            p = ngx_slprintf(p, last, "%s\"%V\":{\"shadow\":%s,"
-                             "\"verdicts\":{", i ? "," : "", &cl[i].name,
-                             cl[i].shadow ? "true" : "false");
-
-            for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
-                p = ngx_slprintf(p, last, "%s\"%V\":%uA", k ? "," : "",
-                                 &ngx_http_classify_outcome_names[k],
-                                 cl[i].shadow ? cm->shadow[k]
-                                              : cm->outcome[k]);
-            }
-
-            p = ngx_slprintf(p, last, "},\"latency_ms\":");
-            p = ngx_http_classify_json_hist(p, last, &cm->latency);
-            p = ngx_slprintf(p, last, "}");
-        }
-
-        p = ngx_slprintf(p, last, "}}\n");
-
+    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+        && format.len == 4 && ngx_strncmp(format.data, "json", 4) == 0)
+    {
+        ngx_http_classify_json(&t, cmcf);
         ngx_str_set(&content_type, "application/json");
 
     } else {
-        p = ngx_slprintf(p, last,
-                 "# HELP classify_requests_total Requests that reached a "
-                 "classify location.\n"
-                 "# TYPE classify_requests_total counter\n"
-                 "classify_requests_total %uA\n"
-                 "# HELP classify_decisions_total Decisions, by verdict: "
-                 "pass, error, or the blocking classifier.\n"
-                 "# TYPE classify_decisions_total counter\n"
-                 "classify_decisions_total{verdict=\"pass\"} %uA\n"
-                 "classify_decisions_total{verdict=\"error\"} %uA\n",
-                 m->requests, m->pass, m->error);
-
-        for (i = 0; i < m->nclassifiers; i++) {
-            if (!cl[i].shadow) {
-                p = ngx_slprintf(p, last,
-                                 "classify_decisions_total{verdict=\"%V\"} "
-                                 "%uA\n", &cl[i].name, m->cl[i].blocked);
-            }
-        }
-
-        p = ngx_slprintf(p, last,
-                 "# HELP classify_classifier_verdicts_total Classifier "
-                 "outcomes; shadow=\"true\" for shadow classifiers.\n"
-                 "# TYPE classify_classifier_verdicts_total counter\n");
-
-        for (i = 0; i < m->nclassifiers; i++) {
-            for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
-                p = ngx_slprintf(p, last,
-                         "classify_classifier_verdicts_total{classifier="
-                         "\"%V\",verdict=\"%V\",shadow=\"%s\"} %uA\n",
-                         &cl[i].name, &ngx_http_classify_outcome_names[k],
-                         cl[i].shadow ? "true" : "false",
-                         cl[i].shadow ? m->cl[i].shadow[k]
-                                      : m->cl[i].outcome[k]);
-            }
-        }
-
-        p = ngx_slprintf(p, last,
-                 "# HELP classify_redis_errors_total Requests that got no "
-                 "context from Redis (down, slow or failing).\n"
-                 "# TYPE classify_redis_errors_total counter\n"
-                 "classify_redis_errors_total %uA\n"
-                 "# HELP classify_decision_seconds Time from the body to "
-                 "the decision.\n"
-                 "# TYPE classify_decision_seconds histogram\n",
-                 m->redis_errors);
-
-        p = ngx_http_classify_prometheus_hist(p, last,
-                                              "classify_decision_seconds",
-                                              NULL, &m->decision);
-
-        p = ngx_slprintf(p, last,
-                 "# HELP classify_classifier_seconds Time to each "
-                 "classifier's answer.\n"
-                 "# TYPE classify_classifier_seconds histogram\n");
-
-        for (i = 0; i < m->nclassifiers; i++) {
-            label = cl[i].name;
-            p = ngx_http_classify_prometheus_hist(p, last,
-                                                  "classify_classifier_seconds",
-                                                  &label, &m->cl[i].latency);
-        }
-
+        ngx_http_classify_prometheus(&t, cmcf);
         ngx_str_set(&content_type, "text/plain; version=0.0.4; charset=utf-8");
     }
 
-    body.data = b->pos;
-    body.len = p - b->pos;
+    if (t.b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    return ngx_http_classify_send(r, NGX_HTTP_OK, &content_type, &body, 0);
+    return ngx_http_classify_send_chain(r, NGX_HTTP_OK, &content_type, t.out,
+                                        t.len, 0);
 }
 
 
-static u_char *
-ngx_http_classify_prometheus_hist(u_char *p, u_char *last, const char *name,
-    ngx_str_t *label, ngx_http_classify_hist_t *h)
+static void
+ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    ngx_uint_t                       i, k;
+    ngx_http_classify_counter_t     *c;
+    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_classifier_t  *cl;
+
+    m = cmcf->metrics;
+    cl = cmcf->classifiers.elts;
+
+    for (c = ngx_http_classify_counters; c->name; c++) {
+        ngx_http_classify_print(t, "# HELP %s %s\n# TYPE %s counter\n%s %uA\n",
+                                c->name, c->help, c->name, c->name,
+                                ngx_http_classify_counter(m, c));
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_decisions_total Decisions, by verdict: "
+             "pass, error, or the blocking classifier.\n"
+             "# TYPE classify_decisions_total counter\n"
+             "classify_decisions_total{verdict=\"pass\"} %uA\n"
+             "classify_decisions_total{verdict=\"error\"} %uA\n",
+             m->pass, m->error);
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        if (!cl[i].shadow) {
+            ngx_http_classify_print(t,
+                                    "classify_decisions_total{verdict=\"%V\"} "
+                                    "%uA\n", &cl[i].name, m->cl[i].blocked);
+        }
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_classifier_verdicts_total Classifier "
+             "outcomes; shadow=\"true\" for shadow classifiers.\n"
+             "# TYPE classify_classifier_verdicts_total counter\n");
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
+            ngx_http_classify_print(t,
+                     "classify_classifier_verdicts_total{classifier=\"%V\","
+                     "verdict=\"%V\",shadow=\"%s\"} %uA\n",
+                     &cl[i].name, &ngx_http_classify_outcome_names[k],
+                     cl[i].shadow ? "true" : "false",
+                     cl[i].shadow ? m->cl[i].shadow[k] : m->cl[i].outcome[k]);
+        }
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_decision_seconds Time from the body to "
+             "the decision.\n"
+             "# TYPE classify_decision_seconds histogram\n");
+
+    ngx_http_classify_prometheus_hist(t, "classify_decision_seconds", NULL,
+                                      &m->decision);
+
+    ngx_http_classify_print(t,
+             "# HELP classify_classifier_seconds Time to each "
+             "classifier's answer.\n"
+             "# TYPE classify_classifier_seconds histogram\n");
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        ngx_http_classify_prometheus_hist(t, "classify_classifier_seconds",
+                                          &cl[i].name, &m->cl[i].latency);
+    }
+}
+
+
+static void
+ngx_http_classify_prometheus_hist(ngx_http_classify_text_t *t,
+    const char *name, ngx_str_t *label, ngx_http_classify_hist_t *h)
 {
     ngx_uint_t         i;
+    ngx_str_t          none;
     ngx_atomic_uint_t  cumulative;
-    u_char             lbuf[256];
-    u_char            *l;
 
-    l = label ? ngx_snprintf(lbuf, sizeof(lbuf), "classifier=\"%V\",", label)
-              : lbuf;
+    /* the classifier label, before "le", and alone in _sum and _count */
+
+    ngx_str_null(&none);
+
+    if (label == NULL) {
+        label = &none;
+    }
 
     cumulative = 0;
 
     for (i = 0; i < NGX_HTTP_CLASSIFY_NBUCKETS; i++) {
         cumulative += h->bucket[i];
 
+        ngx_http_classify_print(t, "%s_bucket{%s%V%s", name,
+                                label->len ? "classifier=\"" : "", label,
+                                label->len ? "\"," : "");
+
         if (i < NGX_HTTP_CLASSIFY_NBUCKETS - 1) {
-            p = ngx_slprintf(p, last, "%s_bucket{%*sle=\"%ui.%03ui\"} %uA\n",
-                             name, l - lbuf, lbuf,
-                             ngx_http_classify_buckets[i] / 1000,
-                             ngx_http_classify_buckets[i] % 1000,
-                             cumulative);
+            ngx_http_classify_print(t, "le=\"%ui.%03ui\"} %uA\n",
+                                    ngx_http_classify_buckets[i] / 1000,
+                                    ngx_http_classify_buckets[i] % 1000,
+                                    cumulative);
         } else {
-            p = ngx_slprintf(p, last, "%s_bucket{%*sle=\"+Inf\"} %uA\n",
-                             name, l - lbuf, lbuf, cumulative);
+            ngx_http_classify_print(t, "le=\"+Inf\"} %uA\n", cumulative);
         }
     }
 
-    if (label) {
-        l--;   /* no trailing comma */
-    }
+    ngx_http_classify_print(t, "%s_sum%s%V%s %uA.%06uA\n", name,
+                            label->len ? "{classifier=\"" : "", label,
+                            label->len ? "\"}" : "",
+                            h->sum_usec / 1000000, h->sum_usec % 1000000);
 
-    return ngx_slprintf(p, last,
-                        "%s_sum%s%*s%s %uA.%06uA\n%s_count%s%*s%s %uA\n",
-                        name, label ? "{" : "", l - lbuf, lbuf,
-                        label ? "}" : "",
-                        h->sum_usec / 1000000, h->sum_usec % 1000000,
-                        name, label ? "{" : "", l - lbuf, lbuf,
-                        label ? "}" : "", h->count);
+    ngx_http_classify_print(t, "%s_count%s%V%s %uA\n", name,
+                            label->len ? "{classifier=\"" : "", label,
+                            label->len ? "\"}" : "", h->count);
 }
 
 
-static u_char *
-ngx_http_classify_json_hist(u_char *p, u_char *last,
+static void
+ngx_http_classify_json(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    ngx_uint_t                       i, k;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_classify_counter_t     *c;
+    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_metrics_sh_t  *sh;
+    ngx_http_classify_cl_metrics_t  *cm;
+    ngx_http_classify_classifier_t  *cl;
+
+    m = cmcf->metrics;
+    cl = cmcf->classifiers.elts;
+    shpool = (ngx_slab_pool_t *) cmcf->metrics_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_http_classify_print(t, "{");
+
+    for (c = ngx_http_classify_counters; c->name; c++) {
+        ngx_http_classify_print(t, "\"%s\":%uA,", c->key,
+                                ngx_http_classify_counter(m, c));
+    }
+
+    ngx_http_classify_print(t, "\"decisions\":{\"pass\":%uA,\"error\":%uA",
+                            m->pass, m->error);
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        if (!cl[i].shadow) {
+            ngx_http_classify_print(t, ",\"%V\":%uA", &cl[i].name,
+                                    m->cl[i].blocked);
+        }
+    }
+
+    ngx_http_classify_print(t, "},\"decision_ms\":");
+    ngx_http_classify_json_hist(t, &m->decision);
+    ngx_http_classify_print(t, ",\"classifiers\":{");
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        cm = &m->cl[i];
+
+        ngx_http_classify_print(t, "%s\"%V\":{\"shadow\":%s,\"verdicts\":{",
+                                i ? "," : "", &cl[i].name,
+                                cl[i].shadow ? "true" : "false");
+
+        for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
+            ngx_http_classify_print(t, "%s\"%V\":%uA", k ? "," : "",
+                                    &ngx_http_classify_outcome_names[k],
+                                    cl[i].shadow ? cm->shadow[k]
+                                                 : cm->outcome[k]);
+        }
+
+        ngx_http_classify_print(t, "},\"latency_ms\":");
+        ngx_http_classify_json_hist(t, &cm->latency);
+        ngx_http_classify_print(t, "}");
+    }
+
+    ngx_http_classify_print(t, "},\"zone\":{\"size\":%uz,\"pages_free\":%ui,"
+                            "\"layouts\":%ui}}\n",
+                            cmcf->metrics_zone->shm.size, shpool->pfree,
+                            sh->nlayouts);
+}
+
+
+static void
+ngx_http_classify_json_hist(ngx_http_classify_text_t *t,
     ngx_http_classify_hist_t *h)
 {
     ngx_uint_t         i;
     ngx_atomic_uint_t  cumulative;
 
-    p = ngx_slprintf(p, last, "{\"count\":%uA,\"sum\":%uA.%03uA,\"buckets\":{",
-                     h->count, h->sum_usec / 1000, h->sum_usec % 1000);
+    ngx_http_classify_print(t, "{\"count\":%uA,\"sum\":%uA.%03uA,"
+                            "\"buckets\":{", h->count, h->sum_usec / 1000,
+                            h->sum_usec % 1000);
 
     cumulative = 0;
 
@@ -596,12 +729,63 @@ ngx_http_classify_json_hist(u_char *p, u_char *last,
         cumulative += h->bucket[i];
 
         if (i < NGX_HTTP_CLASSIFY_NBUCKETS - 1) {
-            p = ngx_slprintf(p, last, "%s\"%ui\":%uA", i ? "," : "",
-                             ngx_http_classify_buckets[i], cumulative);
+            ngx_http_classify_print(t, "%s\"%ui\":%uA", i ? "," : "",
+                                    ngx_http_classify_buckets[i], cumulative);
         } else {
-            p = ngx_slprintf(p, last, ",\"+Inf\":%uA", cumulative);
+            ngx_http_classify_print(t, ",\"+Inf\":%uA", cumulative);
         }
     }
 
-    return ngx_slprintf(p, last, "}}");
+    ngx_http_classify_print(t, "}}");
+}
+
+
+/*
+ * One piece of the status text.  Every print is shorter than t->reserve
+ * (512 bytes and twice the longest classifier name), and goes to a new
+ * buffer when the current one has less room: nothing is ever cut.  A
+ * failed allocation leaves t->b NULL, and the handler answers 500.
+ */
+
+static void ngx_cdecl
+ngx_http_classify_print(ngx_http_classify_text_t *t, const char *fmt, ...)
+{
+    u_char       *p;
+    va_list       args;
+    ngx_chain_t  *cl;
+
+    if (t->pool == NULL) {
+        return;
+    }
+
+    if (t->b == NULL || (size_t) (t->b->end - t->b->last) < t->reserve) {
+        cl = ngx_alloc_chain_link(t->pool);
+        if (cl == NULL) {
+            goto failed;
+        }
+
+        cl->buf = ngx_create_temp_buf(t->pool, ngx_max(16384, 4 * t->reserve));
+        if (cl->buf == NULL) {
+            goto failed;
+        }
+
+        cl->next = NULL;
+        *t->last = cl;
+        t->last = &cl->next;
+        t->b = cl->buf;
+    }
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(t->b->last, t->b->end, fmt, args);
+    va_end(args);
+
+    t->len += p - t->b->last;
+    t->b->last = p;
+
+    return;
+
+failed:
+
+    t->pool = NULL;
+    t->b = NULL;
 }

@@ -43,24 +43,8 @@ ngx_int_t
 ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream)
 {
-    ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_type = *content_type;
-    r->headers_out.content_type_len = content_type->len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (!stream) {
-        r->headers_out.content_length_n = body->len;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
@@ -70,13 +54,45 @@ ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
     b->pos = body->data;
     b->last = body->data + body->len;
     b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
     out.buf = b;
     out.next = NULL;
 
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_classify_send_chain(r, status, content_type, &out,
+                                        body->len, stream);
+}
+
+
+/* the same for a body in several buffers, len bytes in all */
+
+ngx_int_t
+ngx_http_classify_send_chain(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_chain_t *out, size_t len, ngx_uint_t stream)
+{
+    ngx_int_t     rc;
+    ngx_chain_t  *cl;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = *content_type;
+    r->headers_out.content_type_len = content_type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (!stream) {
+        r->headers_out.content_length_n = len;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    for (cl = out; cl->next; cl = cl->next) { /* void */ }
+
+    cl->buf->last_buf = (r == r->main) ? 1 : 0;
+    cl->buf->last_in_chain = 1;
+
+    return ngx_http_output_filter(r, out);
 }
 
 

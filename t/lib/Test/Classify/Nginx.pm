@@ -6,6 +6,7 @@ package Test::Classify::Nginx;
 #     my $ngx = Test::Classify::Nginx->start(port => $port, conf => $http);
 #     my $res = $ngx->http("GET /status HTTP/1.0\r\n\r\n");
 #     $ngx->reload; $ngx->quit; my $log = $ngx->error_log;
+#     $ngx->reload(conf => $other_http);     # a reload with another http{}
 #
 # conf is the text of the http{} block (the module is loaded from
 # TEST_NGINX_LOAD_MODULES); the prefix is a temporary directory, removed at
@@ -26,25 +27,13 @@ sub start {
     my $dir = tempdir(CLEANUP => 1);
     make_path("$dir/conf", "$dir/logs");
 
-    open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
-    print {$fh} "load_module $_;\n"
-        for split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
-    print {$fh} "worker_processes " . ($args{workers} // 1) . ";\n"
-                . "error_log logs/error.log info;\n"
-                . "pid logs/nginx.pid;\n"
-                . "events { worker_connections 256; accept_mutex off; }\n"
-                . "http {\n"
-                . "    access_log off;\n"
-                . "    client_body_temp_path $dir/body;\n"
-                . "    proxy_temp_path $dir/proxy;\n"
-                . $args{conf}
-                . "}\n";
-    close $fh;
+    write_conf($dir, %args);
 
     system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
         or die "cannot start nginx in $dir";
 
-    my $self = bless { dir => $dir, port => $args{port} }, $class;
+    my $self = bless { dir => $dir, port => $args{port}, args => \%args },
+                     $class;
 
     for (1 .. 50) {
         my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$args{port}");
@@ -82,9 +71,29 @@ sub pid {
 }
 
 sub reload {
-    my ($self) = @_;
+    my ($self, %args) = @_;
+    write_conf($self->{dir}, %{ $self->{args} }, %args) if $args{conf};
     kill 'HUP', $self->pid;
     sleep 1;
+}
+
+sub write_conf {
+    my ($dir, %args) = @_;
+
+    open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
+    print {$fh} "load_module $_;\n"
+        for split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
+    print {$fh} "worker_processes " . ($args{workers} // 1) . ";\n"
+                . "error_log logs/error.log info;\n"
+                . "pid logs/nginx.pid;\n"
+                . "events { worker_connections 256; accept_mutex off; }\n"
+                . "http {\n"
+                . "    access_log off;\n"
+                . "    client_body_temp_path $dir/body;\n"
+                . "    proxy_temp_path $dir/proxy;\n"
+                . $args{conf}
+                . "}\n";
+    close $fh;
 }
 
 # QUIT, and wait until the master is gone (or has become a zombie: PID 1
