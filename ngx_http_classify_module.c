@@ -12,11 +12,6 @@
 #include "ngx_http_classify.h"
 
 
-#define NGX_HTTP_CLASSIFY_MAX_FILE      (1024 * 1024)
-#define NGX_HTTP_CLASSIFY_MAX_WORD      32
-#define NGX_HTTP_CLASSIFY_MAX_CONTEXT   1000
-
-
 static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_classify_init(ngx_conf_t *cf);
 static void *ngx_http_classify_create_main_conf(ngx_conf_t *cf);
@@ -24,18 +19,10 @@ static void *ngx_http_classify_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 
-static char *ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_classifier_setting(ngx_conf_t *cf, ngx_command_t *dummy,
-    void *conf);
-static char *ngx_http_classifier_check(ngx_conf_t *cf,
-    ngx_http_classify_classifier_t *cl);
-static char *ngx_http_classify_read_file(ngx_conf_t *cf,
-    ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *text);
-static char *ngx_http_classifier_text(ngx_conf_t *cf,
-    ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *value,
-    ngx_str_t *text);
-static void ngx_http_classify_trim(ngx_str_t *s);
+static ngx_http_complex_value_t *ngx_http_classify_default_key(
+    ngx_conf_t *cf);
+static char *ngx_http_classify_find(ngx_conf_t *cf,
+    ngx_http_classify_loc_conf_t *conf);
 static char *ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -415,13 +402,7 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_classify_loc_conf_t *prev = parent;
     ngx_http_classify_loc_conf_t *conf = child;
 
-    ngx_str_t                          *name;
-    ngx_uint_t                          i, j;
-    ngx_http_classify_main_conf_t      *cmcf;
-    ngx_http_classify_classifier_t     *cl, **clp;
-    ngx_http_compile_complex_value_t    ccv;
-
-    static ngx_str_t  default_key = ngx_string("chat:$classify_session");
+    ngx_http_classify_main_conf_t  *cmcf;
 
     ngx_conf_merge_str_value(conf->pass, prev->pass, "");
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
@@ -469,31 +450,58 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->redis && conf->redis_key == NULL) {
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-        ccv.cf = cf;
-        ccv.value = &default_key;
-        ccv.complex_value = ngx_palloc(cf->pool,
-                                       sizeof(ngx_http_complex_value_t));
-        if (ccv.complex_value == NULL) {
+        conf->redis_key = ngx_http_classify_default_key(cf);
+        if (conf->redis_key == NULL) {
             return NGX_CONF_ERROR;
         }
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        conf->redis_key = ccv.complex_value;
     }
 
     if (conf->names == NULL || conf->classifiers) {
         return NGX_CONF_OK;
     }
 
-    /*
-     * "classify" names classifiers that may be defined anywhere in http{}:
-     * they are looked up here, once the whole block has been read
-     */
+    return ngx_http_classify_find(cf, conf);
+}
+
+
+/* classify_redis_key's default: chat:$classify_session */
+
+static ngx_http_complex_value_t *
+ngx_http_classify_default_key(ngx_conf_t *cf)
+{
+    ngx_http_compile_complex_value_t  ccv;
+
+    static ngx_str_t  default_key = ngx_string("chat:$classify_session");
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &default_key;
+    ccv.complex_value = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (ccv.complex_value == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NULL;
+    }
+
+    return ccv.complex_value;
+}
+
+
+/*
+ * "classify" names classifiers that may be defined anywhere in http{}:
+ * they are looked up here, once the whole block has been read
+ */
+
+static char *
+ngx_http_classify_find(ngx_conf_t *cf, ngx_http_classify_loc_conf_t *conf)
+{
+    ngx_str_t                       *name;
+    ngx_uint_t                       i, j;
+    ngx_http_classify_main_conf_t   *cmcf;
+    ngx_http_classify_classifier_t  *cl, **clp;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_classify_module);
 
@@ -546,524 +554,6 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
-}
-
-
-/* classifier NAME { ... } */
-
-static char *
-ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_classify_main_conf_t *cmcf = conf;
-
-    char                            *rv;
-    ngx_str_t                       *value;
-    ngx_uint_t                       i;
-    ngx_conf_t                       save;
-    ngx_http_classify_classifier_t  *cl;
-
-    value = cf->args->elts;
-
-    cl = cmcf->classifiers.elts;
-
-    for (i = 0; i < cmcf->classifiers.nelts; i++) {
-        if (cl[i].name.len == value[1].len
-            && ngx_strncmp(cl[i].name.data, value[1].data, value[1].len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate classifier \"%V\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    for (i = 0; i < value[1].len; i++) {
-        if (!ngx_http_classify_isalnum(value[1].data[i])
-            && value[1].data[i] != '_')
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid classifier name \"%V\": use letters, "
-                               "digits and \"_\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    cl = ngx_array_push(&cmcf->classifiers);
-    if (cl == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(cl, sizeof(ngx_http_classify_classifier_t));
-
-    cl->name = value[1];
-    cl->index = cmcf->classifiers.nelts - 1;
-    cl->protocol = NGX_CONF_UNSET_UINT;
-    cl->context = NGX_CONF_UNSET_UINT;
-    cl->max_tokens = NGX_CONF_UNSET_UINT;
-    cl->timeout = NGX_CONF_UNSET_MSEC;
-    cl->on_error = NGX_CONF_UNSET_UINT;
-    cl->shadow = NGX_CONF_UNSET;
-    cl->positive = NGX_CONF_UNSET_PTR;
-
-    save = *cf;
-    cf->handler = ngx_http_classifier_setting;
-    cf->handler_conf = (char *) cl;
-
-    rv = ngx_conf_parse(cf, NULL);
-
-    *cf = save;
-
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    return ngx_http_classifier_check(cf, cl);
-}
-
-
-/* one line inside classifier { ... } */
-
-static char *
-ngx_http_classifier_setting(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
-{
-    ngx_http_classify_classifier_t  *cl = conf;
-
-    u_char      *p;
-    ngx_int_t    n;
-    ngx_str_t   *value, *word, *name;
-    ngx_uint_t   i, nargs;
-
-    value = cf->args->elts;
-    name = &value[0];
-    nargs = cf->args->nelts - 1;
-
-#define ngx_http_classifier_is(s)                                             \
-    (name->len == sizeof(s) - 1 && ngx_strcmp(name->data, s) == 0)
-
-    if (ngx_http_classifier_is("positive")) {
-
-        if (nargs == 0) {
-            goto args;
-        }
-
-        if (cl->positive != NGX_CONF_UNSET_PTR) {
-            goto duplicate;
-        }
-
-        cl->positive = ngx_array_create(cf->pool, nargs, sizeof(ngx_str_t));
-        if (cl->positive == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        for (i = 1; i <= nargs; i++) {
-            if (value[i].len == 0 || value[i].len > NGX_HTTP_CLASSIFY_MAX_WORD)
-            {
-                goto invalid_word;
-            }
-
-            for (p = value[i].data; p < value[i].data + value[i].len; p++) {
-                if (!ngx_http_classify_isalnum(*p)) {
-                    goto invalid_word;
-                }
-            }
-
-            word = ngx_array_push(cl->positive);
-            if (word == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            *word = value[i];
-            ngx_strlow(word->data, word->data, word->len);
-            continue;
-
-        invalid_word:
-
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid word \"%V\" in \"positive\" of "
-                               "classifier \"%V\": letters and digits, "
-                               "at most %d", &value[i], &cl->name,
-                               NGX_HTTP_CLASSIFY_MAX_WORD);
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (nargs != 1) {
-        goto args;
-    }
-
-    if (ngx_http_classifier_is("pass")) {
-        if (cl->pass_uri.data) {
-            goto duplicate;
-        }
-
-        if (value[1].data[0] != '/') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"pass\" \"%V\" in classifier \"%V\": "
-                               "a location URI starting with \"/\"",
-                               &value[1], &cl->name);
-            return NGX_CONF_ERROR;
-        }
-
-        cl->pass_uri = value[1];
-
-        p = (u_char *) ngx_strlchr(value[1].data, value[1].data + value[1].len,
-                                   '?');
-        if (p) {
-            cl->pass_uri.len = p - value[1].data;
-            cl->pass_args.data = p + 1;
-            cl->pass_args.len = value[1].data + value[1].len - p - 1;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_classifier_is("protocol")) {
-        if (cl->protocol != NGX_CONF_UNSET_UINT) {
-            goto duplicate;
-        }
-
-        if (ngx_strcmp(value[1].data, "openai") == 0) {
-            cl->protocol = NGX_HTTP_CLASSIFY_PROTO_OPENAI;
-
-        } else if (ngx_strcmp(value[1].data, "json") == 0) {
-            cl->protocol = NGX_HTTP_CLASSIFY_PROTO_JSON;
-
-        } else {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_classifier_is("model")) {
-        if (cl->model.data) {
-            goto duplicate;
-        }
-
-        cl->model = value[1];
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_classifier_is("prompt")
-        || ngx_http_classifier_is("prompt_file"))
-    {
-        return ngx_http_classifier_text(cf, cl, name, &value[1], &cl->prompt);
-    }
-
-    if (ngx_http_classifier_is("reply") || ngx_http_classifier_is("reply_file"))
-    {
-        return ngx_http_classifier_text(cf, cl, name, &value[1], &cl->reply);
-    }
-
-    if (ngx_http_classifier_is("context")
-        || ngx_http_classifier_is("max_tokens"))
-    {
-        n = ngx_atoi(value[1].data, value[1].len);
-
-        if (n == NGX_ERROR || n > NGX_HTTP_CLASSIFY_MAX_CONTEXT) {
-            goto invalid;
-        }
-
-        if (name->len == sizeof("context") - 1) {
-            if (cl->context != NGX_CONF_UNSET_UINT) {
-                goto duplicate;
-            }
-
-            cl->context = n;
-
-        } else {
-            if (cl->max_tokens != NGX_CONF_UNSET_UINT) {
-                goto duplicate;
-            }
-
-            if (n == 0) {
-                goto invalid;
-            }
-
-            cl->max_tokens = n;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_classifier_is("timeout")) {
-        if (cl->timeout != NGX_CONF_UNSET_MSEC) {
-            goto duplicate;
-        }
-
-        cl->timeout = ngx_parse_time(&value[1], 0);
-
-        if (cl->timeout == (ngx_msec_t) NGX_ERROR || cl->timeout == 0) {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_classifier_is("on_error")) {
-        if (cl->on_error != NGX_CONF_UNSET_UINT) {
-            goto duplicate;
-        }
-
-        if (ngx_strcmp(value[1].data, "pass") == 0) {
-            cl->on_error = NGX_HTTP_CLASSIFY_ON_ERROR_PASS;
-
-        } else if (ngx_strcmp(value[1].data, "block") == 0) {
-            cl->on_error = NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK;
-
-        } else {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_http_classifier_is("shadow")) {
-        if (cl->shadow != NGX_CONF_UNSET) {
-            goto duplicate;
-        }
-
-        if (ngx_strcmp(value[1].data, "on") == 0) {
-            cl->shadow = 1;
-
-        } else if (ngx_strcmp(value[1].data, "off") == 0) {
-            cl->shadow = 0;
-
-        } else {
-            goto invalid;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-#undef ngx_http_classifier_is
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "unknown directive \"%V\" in classifier \"%V\"",
-                       name, &cl->name);
-    return NGX_CONF_ERROR;
-
-args:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid number of arguments in \"%V\" of "
-                       "classifier \"%V\"", name, &cl->name);
-    return NGX_CONF_ERROR;
-
-duplicate:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" is duplicate in classifier \"%V\"",
-                       name, &cl->name);
-    return NGX_CONF_ERROR;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"%V\" of classifier \"%V\"",
-                       &value[1], name, &cl->name);
-    return NGX_CONF_ERROR;
-}
-
-
-/* defaults, and what a classifier cannot do without */
-
-static char *
-ngx_http_classifier_check(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl)
-{
-    ngx_str_t  *word;
-
-    if (cl->pass_uri.data == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "classifier \"%V\" has no \"pass\"", &cl->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (cl->protocol == NGX_CONF_UNSET_UINT) {
-        cl->protocol = NGX_HTTP_CLASSIFY_PROTO_OPENAI;
-    }
-
-    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_OPENAI
-        && cl->prompt.data == NULL)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "classifier \"%V\" has no \"prompt\" or "
-                           "\"prompt_file\"", &cl->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (cl->shadow == NGX_CONF_UNSET) {
-        cl->shadow = 0;
-    }
-
-    if (!cl->shadow && cl->reply.data == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "classifier \"%V\" has no \"reply\" or "
-                           "\"reply_file\"", &cl->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (cl->context == NGX_CONF_UNSET_UINT) {
-        cl->context = 0;
-    }
-
-    if (cl->max_tokens == NGX_CONF_UNSET_UINT) {
-        cl->max_tokens = NGX_HTTP_CLASSIFY_DEFAULT_MAX_TOKENS;
-    }
-
-    if (cl->timeout == NGX_CONF_UNSET_MSEC) {
-        cl->timeout = 5000;
-    }
-
-    if (cl->on_error == NGX_CONF_UNSET_UINT) {
-        cl->on_error = NGX_HTTP_CLASSIFY_ON_ERROR_PASS;
-    }
-
-    if (cl->positive == NGX_CONF_UNSET_PTR) {
-        cl->positive = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (cl->positive == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        word = ngx_array_push_n(cl->positive, 2);
-        if (word == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_str_set(&word[0], "true");
-        ngx_str_set(&word[1], "yes");
-    }
-
-    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_OPENAI
-        && ngx_http_classify_build_prefix(cf->pool, cl) != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * prompt "text" | prompt_file path, reply "text" | reply_file path: once
- * each, not empty once trailing white space is trimmed
- */
-
-static char *
-ngx_http_classifier_text(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl,
-    ngx_str_t *name, ngx_str_t *value, ngx_str_t *text)
-{
-    if (text->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" is duplicate in classifier \"%V\": it "
-                           "has a text already", name, &cl->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_strchr(name->data, '_') == NULL) {
-        *text = *value;
-
-    } else if (ngx_http_classify_read_file(cf, cl, value, text)
-               != NGX_CONF_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_http_classify_trim(text);
-
-    if (text->len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty \"%V\" in classifier \"%V\"",
-                           name, &cl->name);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* prompt_file, reply_file: relative to the configuration prefix */
-
-static char *
-ngx_http_classify_read_file(ngx_conf_t *cf, ngx_http_classify_classifier_t *cl,
-    ngx_str_t *name, ngx_str_t *text)
-{
-    off_t            size;
-    ssize_t          n;
-    ngx_fd_t         fd;
-    ngx_str_t        file;
-    ngx_file_info_t  fi;
-
-    file = *name;
-
-    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "classifier \"%V\": cannot open \"%s\"",
-                           &cl->name, file.data);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "classifier \"%V\": cannot stat \"%s\"",
-                           &cl->name, file.data);
-        goto failed;
-    }
-
-    size = ngx_file_size(&fi);
-
-    if (size > NGX_HTTP_CLASSIFY_MAX_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "classifier \"%V\": \"%s\" is bigger than %d bytes",
-                           &cl->name, file.data, NGX_HTTP_CLASSIFY_MAX_FILE);
-        goto failed;
-    }
-
-    text->data = ngx_pnalloc(cf->pool, size + 1);
-    if (text->data == NULL) {
-        goto failed;
-    }
-
-    n = ngx_read_fd(fd, text->data, size);
-
-    if (n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "classifier \"%V\": cannot read \"%s\"",
-                           &cl->name, file.data);
-        goto failed;
-    }
-
-    text->len = size;
-    text->data[size] = '\0';
-
-    ngx_close_file(fd);
-
-    return NGX_CONF_OK;
-
-failed:
-
-    ngx_close_file(fd);
-
-    return NGX_CONF_ERROR;
-}
-
-
-static void
-ngx_http_classify_trim(ngx_str_t *s)
-{
-    while (s->len
-           && (s->data[s->len - 1] == '\n' || s->data[s->len - 1] == '\r'
-               || s->data[s->len - 1] == ' ' || s->data[s->len - 1] == '\t'))
-    {
-        s->len--;
-    }
 }
 
 
