@@ -759,12 +759,13 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
 static void
 ngx_http_classify_log_decision(ngx_http_classify_ctx_t *ctx)
 {
-    u_char                    *p, *last;
+    u_char                    *p, *last, *ms_last;
     ngx_str_t                 *outcome;
     ngx_uint_t                 i;
     ngx_msec_int_t             saved, left;
     ngx_http_classify_call_t  *call;
     u_char                     buf[NGX_MAX_ERROR_STR];
+    u_char                     ms[NGX_HTTP_CLASSIFY_MS_LEN];
 
     if (ctx->request->connection->log->log_level < NGX_LOG_INFO) {
         return;
@@ -803,10 +804,12 @@ ngx_http_classify_log_decision(ngx_http_classify_ctx_t *ctx)
                          saved / 1000);
     }
 
+    ms_last = ngx_http_classify_print_ms(ms, ms + sizeof(ms), ctx->usec);
+
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
-                  "classify: verdict %V in %M.%03Mms,%*s",
-                  ngx_http_classify_verdict_name(ctx),
-                  ctx->usec / 1000, ctx->usec % 1000, p - buf, buf);
+                  "classify: verdict %V in %*sms,%*s",
+                  ngx_http_classify_verdict_name(ctx), ms_last - ms, ms,
+                  p - buf, buf);
 }
 
 

@@ -320,9 +320,11 @@ static void
 ngx_http_classify_call_record(ngx_http_classify_call_t *call,
     ngx_http_request_t *sr, ngx_int_t rc)
 {
+    u_char                          *p;
     ngx_uint_t                       verdict;
     const char                      *cause;
     ngx_http_classify_classifier_t  *cl;
+    u_char                           ms[NGX_HTTP_CLASSIFY_MS_LEN];
 
     cl = call->classifier;
     cause = NULL;
@@ -373,12 +375,14 @@ ngx_http_classify_call_record(ngx_http_classify_call_t *call,
     ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_ANSWERED, NULL);
 
     if (cl->shadow) {
+        p = ngx_http_classify_print_ms(ms, ms + sizeof(ms), call->usec);
+
         ngx_log_error(NGX_LOG_INFO, sr->connection->log, 0,
                       "classify: shadow classifier \"%V\" answered %V in "
-                      "%M.%03Mms", &cl->name,
+                      "%*sms", &cl->name,
                       &ngx_http_classify_outcome_names[
                                               ngx_http_classify_outcome(call)],
-                      call->usec / 1000, call->usec % 1000);
+                      p - ms, ms);
     }
 }
 
