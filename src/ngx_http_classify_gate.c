@@ -200,9 +200,12 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
 
     /*
      * the decision's clock (classify_timeout, $classify_time) starts once
-     * the body is here, and includes the context read
+     * the body is here, and includes the context read; nginx's cached
+     * time may be late after a slow event loop iteration, and the timer
+     * must not fire before classify_timeout has passed on this clock
      */
 
+    ngx_time_update();
     ctx->start = ngx_http_classify_usec();
 
     ctx->deadline.handler = ngx_http_classify_deadline_handler;

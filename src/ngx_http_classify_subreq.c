@@ -160,6 +160,9 @@ ngx_http_classify_call_start(ngx_http_classify_call_t *call, ngx_str_t *body)
     call->timer.data = call;
     call->timer.log = r->connection->log;
 
+    /* as for classify_timeout: the timer counts from this very moment */
+
+    ngx_time_update();
     call->start = ngx_http_classify_usec();
     ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_RUNNING, NULL);
 
