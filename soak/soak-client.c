@@ -812,7 +812,8 @@ check_gen(const conn_t *c, const plan_t *pl, int cut)
 {
     sb_t         want = { 0 };
     int          i, n;
-    const char  *res = NULL;
+    long         created;
+    const char  *res = NULL, *p, *model;
 
     if (strncasecmp(c->ctype, "text/event-stream", 17) != 0) {
         return fail_("Content-Type \"%s\" on a pass, not text/event-stream",
@@ -822,18 +823,26 @@ check_gen(const conn_t *c, const plan_t *pl, int cut)
         return fail_("X-Classify-Verdict \"%s\" on a pass", c->verdict_hdr);
     }
 
+    /* the mock's events carry its clock ("created") and the request's
+     * model (the openai bodies name one, the fields bodies do not) */
+    p = memmem(c->body, c->body_len, "\"created\":", 10);
+    created = p ? strtol(p + 10, NULL, 10) : -1;
+    model = pl->loc != L_FIELDS ? pl->model : "mock";
+
     n = cut ? 1 : pl->gen_chunks;
     for (i = 0; i < n; i++) {
         sb_printf(&want, "data: {\"id\":\"chatcmpl-gen\",\"object\":"
-                  "\"chat.completion.chunk\",\"created\":0,\"model\":\"mock\","
-                  "\"choices\":[{\"index\":0,\"delta\":{\"content\":"
-                  "\"token%d \"},\"finish_reason\":null}]}\n\n", i + 1);
+                  "\"chat.completion.chunk\",\"created\":%ld,\"model\":"
+                  "\"%s\",\"choices\":[{\"index\":0,\"delta\":{"
+                  "\"content\":\"chunk%d \"},\"finish_reason\":null}]}\n\n",
+                  created, model, i + 1);
     }
     if (!cut) {
         sb_printf(&want, "data: {\"id\":\"chatcmpl-gen\",\"object\":"
-                  "\"chat.completion.chunk\",\"created\":0,\"model\":\"mock\","
-                  "\"choices\":[{\"index\":0,\"delta\":{},"
-                  "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+                  "\"chat.completion.chunk\",\"created\":%ld,\"model\":"
+                  "\"%s\",\"choices\":[{\"index\":0,\"delta\":{},"
+                  "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+                  created, model);
     }
 
     if (c->body_len != want.len || memcmp(c->body, want.p, want.len) != 0) {
