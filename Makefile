@@ -245,12 +245,12 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
                 -fno-sanitize-recover=undefined -Wall -Wextra \
                 -Wno-unused-parameter -Werror
 
-# one libFuzzer binary per target, rebuilt when a source or a header it
-# includes changes (-MMD; the .d next to it)
+# one libFuzzer binary per target, rebuilt when a source or a header any of
+# its files includes changes (clang -MM, every file's rule in the .d)
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/ngx_fuzz_shim.c $(FUZZ_PURE) $(MODULE)
 	@mkdir -p $(FUZZ_DIR)
-	clang $(FUZZ_CFLAGS) -MMD -MP -MF $@.d $(FUZZ_INCS) -o $@ \
-	    $(filter %.c,$^) -lcjson
+	clang $(FUZZ_INCS) -MM -MP -MT $@ $(filter %.c,$^) > $@.d
+	clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ $(filter %.c,$^) -lcjson
 
 -include $(wildcard $(FUZZ_DIR)/*.d)
 
