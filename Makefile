@@ -95,10 +95,12 @@ $(MODULE): $(SOURCES)
 	mv -f $(MODULE).tmp $(MODULE)
 
 # install Debian packages only when something is missing.  Debian's nginx
-# and redis-server packages start their own system services on install
-# (ports 80 and 6379); the suites, the bench and the soak start their own
-# servers, so the services just installed are stopped again, by unit name,
-# here and only here (nothing else is ever stopped but by pid file).
+# and redis-server packages (and nginx's module packages, through their
+# postinst) start the system services on install (ports 80 and 6379); the
+# suites, the bench and the soak start servers of their own, so the service
+# that an install just started is stopped again, by its unit name, here and
+# only here (nothing else is ever stopped but by the pid it was started
+# with).
 define apt_ensure
 	@missing=""; for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
@@ -110,12 +112,12 @@ define apt_ensure
 	    $$SUDO apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	        --no-install-recommends $$missing >/dev/null || exit 1; \
-	    for u in nginx redis-server; do \
-	        case " $$missing " in *" $$u "*) \
-	            $$SUDO systemctl stop $$u 2>/dev/null \
-	            || $$SUDO invoke-rc.d $$u stop 2>/dev/null || true ;; \
-	        esac; \
-	    done; \
+	    stop_unit() { $$SUDO systemctl stop $$1 2>/dev/null \
+	        || $$SUDO invoke-rc.d $$1 stop 2>/dev/null || true; }; \
+	    case "$$missing " in *" nginx "*|*" libnginx-mod-"*) \
+	        stop_unit nginx ;; esac; \
+	    case "$$missing " in *" redis-server "*) \
+	        stop_unit redis-server ;; esac; \
 	fi
 endef
 

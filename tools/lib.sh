@@ -7,7 +7,8 @@
 #   svc_dir=DIR                   where the pid files go (DIR/NAME.pid)
 #   svc_start NAME CMD ARGS...    CMD in the background; its pid in $svc_pid
 #   svc_track NAME PID            a process the script started itself
-#   svc_stop NAME                 TERM (nginx: QUIT), KILL after 5 s
+#   svc_stop NAME                 TERM (nginx: QUIT), KILL after 10 s
+#   svc_forget NAME               a tracked process that ended (waited for)
 #   svc_stop_all                  every tracked process, the last first
 #   port_open PORT                something listens on 127.0.0.1:PORT
 #   wait_port PORT [TENTHS]       bounded wait (default 5 s) for that
@@ -45,7 +46,7 @@ svc_signal_wait() {   # name pid
     svc_alive "$2" || return 0
     case $1 in nginx*) sig=QUIT ;; esac
     kill "-$sig" "$2" 2>/dev/null || true
-    for i in $(seq 50); do
+    for i in $(seq 100); do
         svc_alive "$2" || break
         sleep 0.1
     done
@@ -64,12 +65,25 @@ svc_stop() {   # name
     done
 }
 
+# once waited for, a pid is no longer ours: forget it, so that a later
+# stop never signals whatever process gets that pid next
+svc_forget() {   # name
+    local i
+    for i in "${!svc_names[@]}"; do
+        if [ "${svc_names[$i]}" = "$1" ]; then
+            rm -f "$svc_dir/$1.pid"
+            unset "svc_names[$i]" "svc_pids[$i]"
+        fi
+    done
+}
+
 # all at once, then a bounded wait for all, then KILL: 5 s at most
 svc_stop_all() {
     local i p sig alive
-    for (( i = ${#svc_pids[@]} - 1; i >= 0; i-- )); do
-        p=${svc_pids[$i]:-}
-        [ -n "$p" ] || continue
+    local keys=("${!svc_pids[@]}") k
+    for (( k = ${#keys[@]} - 1; k >= 0; k-- )); do
+        i=${keys[$k]}
+        p=${svc_pids[$i]}
         sig=TERM
         case ${svc_names[$i]} in nginx*) sig=QUIT ;; esac
         kill "-$sig" "$p" 2>/dev/null || true
