@@ -60,9 +60,9 @@ TOOL_CFLAGS := -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror -MMD -MP
 MOCK       := $(BIN)/mock-llm
 MOCK_OBJS  := $(patsubst %.c,$(OBJ)/%.o,$(wildcard t/mock/*.c))
 
-.PHONY: all build deps deps-sdk deps-sdk-apt deps-build deps-test deps-check sdk mock test \
-        test-upstream upstream-given run check check-valgrind check-asan fuzz fuzz-build \
-        soak deb deb-check clean
+.PHONY: all build deps deps-sdk deps-sdk-apt deps-build deps-test \
+        deps-check sdk mock test test-upstream upstream-given run check \
+        check-valgrind check-asan fuzz fuzz-build soak deb deb-check clean
 
 all: build
 
@@ -188,8 +188,9 @@ TEST_NGINX_UPSTREAM ?=
 upstream-given:
 	@[ -n "$(TEST_NGINX_UPSTREAM)" ] \
 	    && [ -f "$(TEST_NGINX_UPSTREAM)/Test/Nginx/Socket.pm" ] \
-	    || { echo "make test-upstream: TEST_NGINX_UPSTREAM=/path/to/test-nginx/lib" \
-	              "(a checkout of openresty/test-nginx; README, Testing)"; exit 2; }
+	    || { echo "make test-upstream:" \
+	              "TEST_NGINX_UPSTREAM=/path/to/test-nginx/lib (a checkout" \
+	              "of openresty/test-nginx; README, Testing)"; exit 2; }
 
 test-upstream: upstream-given deps-test build mock sdk
 	$(call apt_ensure,$(DEB_UPSTREAM))

@@ -12,7 +12,8 @@
  * Query arguments choose the behaviour, because the module under test
  * builds the POST body itself; a test picks it per classifier in the
  * proxy_pass URL:
- *   proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=fiqh&verdict=yes&delay=0.4;
+ *   proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions
+ *              ?tag=fiqh&verdict=yes&delay=0.4;          (on one line)
  *
  * CONTRACT ------------------------------------------------------------------
  *
