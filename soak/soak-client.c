@@ -375,9 +375,17 @@ beh_args(plan_t *pl, int c, rng_t *r, int slow, char *out, size_t size)
                  json ? "true" : pos[rint_(r, 0, 3)], delay);
         break;
     case B_ERR:
+        /* a positive verdict under every fault, so that a fault taken for
+         * an answer blocks; but mode=noword answers the verdict given, if
+         * one is (the mock's contract): "???" only without one */
         pl->errm[c] = rint_(r, 0, N_ERR_MODES - 1);
-        snprintf(out, size, "verdict=%s&delay=%.3f&%s",
-                 json ? "true" : "yes", delay, err_modes[pl->errm[c]]);
+        if (strcmp(err_modes[pl->errm[c]], "mode=noword") == 0) {
+            snprintf(out, size, "delay=%.3f&%s", delay,
+                     err_modes[pl->errm[c]]);
+        } else {
+            snprintf(out, size, "verdict=%s&delay=%.3f&%s",
+                     json ? "true" : "yes", delay, err_modes[pl->errm[c]]);
+        }
         break;
     default:
         snprintf(out, size, "mode=hang");
