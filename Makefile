@@ -1,8 +1,12 @@
 # ngx_http_classify_module: build, test, run.
 #
 #   make            build the module (build/ngx_http_classify_module.so)
+#   make deps       install every Debian package any target needs (CI)
 #   make test       install what is missing, build, run the whole suite
-#   make run        build and run the gateway with the bundled mock backends
+#   make test-upstream TEST_NGINX_UPSTREAM=/path/to/test-nginx/lib
+#                   the suites under OpenResty's own Test::Nginx
+#   make run        build and run the gateway with the bundled mock backend
+#   make mock       the mock LLM backend (build/bin/mock-llm, t/mock/)
 #   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
@@ -12,7 +16,8 @@
 #   make clean
 #
 # NGINX_SRC=/path/to/nginx-x.y.z builds against a source tree instead of
-# Debian's nginx-dev (/usr/share/nginx/src).
+# Debian's nginx-dev (/usr/share/nginx/src).  TEST_FILES=... picks the test
+# files of make test, make check and make test-upstream.
 
 SHELL      := /bin/bash
 TOP        := $(CURDIR)
@@ -23,15 +28,40 @@ MODULE     := $(BUILD)/ngx_http_classify_module.so
 SOURCES    := config ngx_http_classify_module.c $(wildcard src/*.c src/*.h)
 CFLAGS_EXTRA ?= -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror
 
-# Debian packages each target needs
-DEB_BUILD  := gcc make nginx nginx-dev libhiredis-dev libcjson-dev
-DEB_TEST   := $(DEB_BUILD) perl libtest-base-perl libtest-longstring-perl \
-              libtext-diff-perl redis-server libnginx-mod-http-lua \
-              libnginx-mod-http-echo libnginx-mod-http-perl curl
+# The Debian packages, once, by purpose; each target installs the lists it
+# needs (apt_ensure), make deps all of them
+DEB_BUILD    := gcc make nginx nginx-dev libhiredis-dev libcjson-dev
+DEB_TEST     := perl libtest-base-perl libtest-longstring-perl \
+                libtext-diff-perl redis-server libnginx-mod-http-echo \
+                libnginx-mod-http-perl curl
+# only where there is no npm yet: a nodejs that is not Debian's ships its
+# own npm, and Debian's npm package conflicts with it
+DEB_SDK      := nodejs npm
+DEB_CHECK    := valgrind
+DEB_FUZZ     := clang
+DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox
+DEB_PACKAGE  := debhelper dpkg-dev
+# what OpenResty's Test::Nginx needs beyond DEB_TEST (make test-upstream)
+DEB_UPSTREAM := libwww-perl libhttp-message-perl liblist-moreutils-perl
+DEB_ALL      := $(DEB_BUILD) $(DEB_TEST) $(DEB_CHECK) $(DEB_FUZZ) \
+                $(DEB_BENCH) $(DEB_PACKAGE) $(DEB_UPSTREAM)
 
 TEST_FILES ?= t
+# make check and make test-upstream: the module's suites, not the runner's
+# own tests (t/runner/), unless TEST_FILES says otherwise
+SUITE_FILES := $(if $(filter command line environment,$(origin TEST_FILES)),\
+               $(TEST_FILES),$(wildcard t/0*.t))
 
-.PHONY: all build deps-build deps-test deps-check sdk test run check \
+# the C tools (the mock, the bench and soak clients, the probe): one
+# pattern rule, -Werror, dependency files (-MMD) so a header change rebuilds
+BIN        := $(BUILD)/bin
+OBJ        := $(BUILD)/obj
+TOOL_CFLAGS := -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror -MMD -MP
+MOCK       := $(BIN)/mock-llm
+MOCK_OBJS  := $(patsubst %.c,$(OBJ)/%.o,$(wildcard t/mock/*.c))
+
+.PHONY: all build deps deps-sdk deps-sdk-apt deps-build deps-test \
+        deps-check sdk mock test test-upstream upstream-given run check \
         check-valgrind check-asan fuzz fuzz-build soak deb deb-check clean
 
 all: build
@@ -64,7 +94,13 @@ $(MODULE): $(SOURCES)
 	cp $(BUILD)/objs/ngx_http_classify_module.so $(MODULE).tmp
 	mv -f $(MODULE).tmp $(MODULE)
 
-# install Debian packages only when something is missing
+# install Debian packages only when something is missing.  Debian's nginx
+# and redis-server packages (and nginx's module packages, through their
+# postinst) start the system services on install (ports 80 and 6379); the
+# suites, the bench and the soak start servers of their own, so the service
+# that an install just started is stopped again, by its unit name, here and
+# only here (nothing else is ever stopped but by the pid it was started
+# with).
 define apt_ensure
 	@missing=""; for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
@@ -75,23 +111,61 @@ define apt_ensure
 	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	    $$SUDO apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	        --no-install-recommends $$missing >/dev/null; \
-	    $$SUDO systemctl stop nginx redis-server 2>/dev/null || true; \
+	        --no-install-recommends $$missing >/dev/null || exit 1; \
+	    stop_unit() { $$SUDO systemctl stop $$1 2>/dev/null \
+	        || $$SUDO invoke-rc.d $$1 stop 2>/dev/null || true; }; \
+	    case "$$missing " in *" nginx "*|*" libnginx-mod-"*) \
+	        stop_unit nginx ;; esac; \
+	    case "$$missing " in *" redis-server "*) \
+	        stop_unit redis-server ;; esac; \
 	fi
 endef
+
+deps: deps-sdk
+	$(call apt_ensure,$(DEB_ALL))
+
+deps-sdk:
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps-sdk-apt
+
+deps-sdk-apt:
+	$(call apt_ensure,$(DEB_SDK))
 
 deps-build:
 	$(call apt_ensure,$(DEB_BUILD))
 
 deps-test:
-	$(call apt_ensure,$(DEB_TEST))
+	$(call apt_ensure,$(DEB_BUILD) $(DEB_TEST))
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -c -o $@ $<
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+$(MOCK): $(MOCK_OBJS)
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ -lcjson -lm
+
+$(BIN)/classify-load: $(OBJ)/bench/classify-load.o
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ -lcurl -lm
+
+$(BIN)/probe: $(OBJ)/bench/probe.o
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^
+
+$(BIN)/soak-client: $(OBJ)/soak/soak-client.o
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ -lcjson -lm
+
+mock: deps-build
+	@$(MAKE) --no-print-directory $(MOCK)
 
 # the official OpenAI SDK for t/070-openai-sdk.t, pinned by t/sdk's lock file
 SDK_DIR := $(BUILD)/sdk
 
 $(SDK_DIR)/node_modules/openai/package.json: t/sdk/package.json t/sdk/package-lock.json
-	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps-build \
-	    DEB_BUILD="nodejs npm"
+	@$(MAKE) --no-print-directory deps-sdk
 	mkdir -p $(SDK_DIR)
 	cp t/sdk/package.json t/sdk/package-lock.json $(SDK_DIR)/
 	cd $(SDK_DIR) && npm ci --no-audit --no-fund --loglevel=error
@@ -99,10 +173,28 @@ $(SDK_DIR)/node_modules/openai/package.json: t/sdk/package.json t/sdk/package-lo
 
 sdk: $(SDK_DIR)/node_modules/openai/package.json
 
-test: deps-test build sdk
-	CLASSIFY_SDK_DIR=$(SDK_DIR) TEST_NGINX_BINARY=$(NGINX_BIN) \
-	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
-	    prove -I t/lib -r $(TEST_FILES)
+# the environment every run of the suites gets
+TEST_ENV := CLASSIFY_SDK_DIR=$(SDK_DIR) TEST_NGINX_BINARY=$(NGINX_BIN) \
+            TEST_NGINX_LOAD_MODULES="$(MODULE)" TEST_NGINX_MOCK_BINARY=$(MOCK)
+
+test: deps-test build mock sdk
+	$(TEST_ENV) prove -I t/lib -r $(TEST_FILES)
+
+# the suites under OpenResty's own Test::Nginx, which is not packaged for
+# Debian: TEST_NGINX_UPSTREAM is its lib/ (README, Testing); its Test::Nginx
+# comes first in @INC, t/lib gives only Test::Classify::*
+TEST_NGINX_UPSTREAM ?=
+
+upstream-given:
+	@[ -n "$(TEST_NGINX_UPSTREAM)" ] \
+	    && [ -f "$(TEST_NGINX_UPSTREAM)/Test/Nginx/Socket.pm" ] \
+	    || { echo "make test-upstream:" \
+	              "TEST_NGINX_UPSTREAM=/path/to/test-nginx/lib (a checkout" \
+	              "of openresty/test-nginx; README, Testing)"; exit 2; }
+
+test-upstream: upstream-given deps-test build mock sdk
+	$(call apt_ensure,$(DEB_UPSTREAM))
+	$(TEST_ENV) prove -I $(TEST_NGINX_UPSTREAM) -I t/lib -r $(SUITE_FILES)
 
 # make check: the suite under valgrind (memcheck, leak check), then against
 # an ASan/UBSan build of the module preloaded into Debian's nginx
@@ -117,23 +209,22 @@ ASAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 check: check-valgrind check-asan
 
 deps-check:
-	$(call apt_ensure,$(DEB_TEST) valgrind)
+	$(call apt_ensure,$(DEB_BUILD) $(DEB_TEST) $(DEB_CHECK))
 
-check-valgrind: deps-check build
-	TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_BINARY=$(NGINX_BIN) \
-	TEST_NGINX_LOAD_MODULES="$(MODULE)" \
-	    prove -I t/lib $(wildcard t/0*.t)
+check-valgrind: deps-check build mock sdk
+	TEST_NGINX_USE_VALGRIND=1 $(TEST_ENV) prove -I t/lib $(SUITE_FILES)
 
-check-asan: deps-check
+check-asan: deps-check mock sdk
 	$(MAKE) --no-print-directory build BUILD=$(ASAN_BUILD) \
 	    CFLAGS_EXTRA="$(ASAN_CFLAGS)"
 	rm -rf $(ASAN_BUILD)/reports && mkdir -p $(ASAN_BUILD)/reports
 	ASAN_PRELOAD="$(ASAN_LIB)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(ASAN_BUILD)/reports/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_BUILD)/reports/ubsan \
+	CLASSIFY_SDK_DIR=$(SDK_DIR) TEST_NGINX_MOCK_BINARY=$(MOCK) \
 	TEST_NGINX_BINARY=$(TOP)/tools/nginx-preload \
 	TEST_NGINX_LOAD_MODULES="$(ASAN_BUILD)/ngx_http_classify_module.so" \
-	    prove -I t/lib $(wildcard t/0*.t)
+	    prove -I t/lib $(SUITE_FILES)
 	@if ls $(ASAN_BUILD)/reports/* >/dev/null 2>&1; then \
 	    cat $(ASAN_BUILD)/reports/*; echo "ASan/UBSan reports above"; exit 1; \
 	fi
@@ -154,17 +245,21 @@ FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
                 -I $(BUILD)/objs -I src -I fuzz
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined \
-                -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter
+                -fno-sanitize-recover=undefined -Wall -Wextra \
+                -Wno-unused-parameter -Werror
+
+# one libFuzzer binary per target, rebuilt when a source or a header any of
+# its files includes changes (clang -MM, every file's rule in the .d)
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/ngx_fuzz_shim.c $(FUZZ_PURE) $(MODULE)
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_INCS) -MM -MP -MT $@ $(filter %.c,$^) > $@.d
+	clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ $(filter %.c,$^) -lcjson
+
+-include $(wildcard $(FUZZ_DIR)/*.d)
 
 fuzz-build: build
-	$(call apt_ensure,clang)
-	@mkdir -p $(FUZZ_DIR)
-	@for t in $(FUZZ_TARGETS); do \
-	    echo "clang fuzz/fuzz_$$t.c -> $(FUZZ_DIR)/fuzz_$$t"; \
-	    clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $(FUZZ_DIR)/fuzz_$$t \
-	        fuzz/fuzz_$$t.c fuzz/ngx_fuzz_shim.c $(FUZZ_PURE) -lcjson \
-	        || exit 1; \
-	done
+	$(call apt_ensure,$(DEB_FUZZ))
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
@@ -190,7 +285,7 @@ fuzz: fuzz-build
 DEB_DIR := $(BUILD)/deb
 
 deb:
-	$(call apt_ensure,$(DEB_BUILD) debhelper dpkg-dev)
+	$(call apt_ensure,$(DEB_BUILD) $(DEB_PACKAGE))
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
 	tar -C $(TOP) -c --exclude=./build --exclude='./t/servroot*' \
 	    --exclude=./.git . | tar -C $(DEB_DIR)/src -x
@@ -204,27 +299,23 @@ deb-check: deb
 # make run LLM_URL=... LLM_KEY=... LLM_MODEL=...: a real server, not the mock
 export LLM_URL LLM_KEY LLM_MODEL
 
-run: deps-test build
-	tools/run-demo
+run: deps-test build mock
+	MOCK_BIN=$(MOCK) tools/run-demo
 
 clean:
 	rm -rf $(BUILD) t/servroot*
 
-# make bench: the benchmark (bench/run), against the mock backends on
+# make bench: the benchmark (bench/run), against the mock backend on
 # 127.0.0.1; writes bench/RESULTS.md and bench/latency.svg.
 # make bench QUICK=1: c=1 and c=64 only, under 2 minutes (CI), report in
-# build/bench/.  MOCK=lua uses the test suite's Lua mock instead of bench/mock-llm.c.
+# build/bench/.
 .PHONY: bench
-DEB_BENCH  := $(DEB_TEST) libcurl4-openssl-dev gnuplot-nox
-BENCH_BIN  := $(BUILD)/bench
+BENCH_BINS := $(MOCK) $(BIN)/classify-load $(BIN)/probe
 
-bench: build
+bench: deps-test build
 	$(call apt_ensure,$(DEB_BENCH))
-	@mkdir -p $(BENCH_BIN)
-	gcc -O2 -Wall -o $(BENCH_BIN)/classify-load bench/classify-load.c -lcurl -lm
-	gcc -O2 -Wall -o $(BENCH_BIN)/mock-llm bench/mock-llm.c
-	gcc -O2 -Wall -o $(BENCH_BIN)/probe bench/probe.c
-	QUICK=$(QUICK) MOCK=$(MOCK) bench/run
+	@$(MAKE) --no-print-directory $(BENCH_BINS)
+	QUICK=$(QUICK) BIN=$(BIN) bench/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in
@@ -233,13 +324,14 @@ SOAK_SECONDS ?= 300
 SOAK_CONC    ?= 200
 
 soak: deps-test build
+	@$(MAKE) --no-print-directory $(MOCK) $(BIN)/soak-client
 ifeq ($(SOAK_ASAN),1)
 	$(MAKE) --no-print-directory build BUILD=$(ASAN_BUILD) \
 	    CFLAGS_EXTRA="$(ASAN_CFLAGS)"
-	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CONC=$(SOAK_CONC) \
+	BIN=$(BIN) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CONC=$(SOAK_CONC) \
 	MODULE=$(ASAN_BUILD)/ngx_http_classify_module.so \
 	SOAK_NGINX=$(TOP)/tools/nginx-preload ASAN_PRELOAD="$(ASAN_LIB)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 soak/run
 else
-	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CONC=$(SOAK_CONC) soak/run
+	BIN=$(BIN) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CONC=$(SOAK_CONC) soak/run
 endif

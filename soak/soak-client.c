@@ -375,9 +375,17 @@ beh_args(plan_t *pl, int c, rng_t *r, int slow, char *out, size_t size)
                  json ? "true" : pos[rint_(r, 0, 3)], delay);
         break;
     case B_ERR:
+        /* a positive verdict under every fault, so that a fault taken for
+         * an answer blocks; but mode=noword answers the verdict given, if
+         * one is (the mock's contract): "???" only without one */
         pl->errm[c] = rint_(r, 0, N_ERR_MODES - 1);
-        snprintf(out, size, "verdict=%s&delay=%.3f&%s",
-                 json ? "true" : "yes", delay, err_modes[pl->errm[c]]);
+        if (strcmp(err_modes[pl->errm[c]], "mode=noword") == 0) {
+            snprintf(out, size, "delay=%.3f&%s", delay,
+                     err_modes[pl->errm[c]]);
+        } else {
+            snprintf(out, size, "verdict=%s&delay=%.3f&%s",
+                     json ? "true" : "yes", delay, err_modes[pl->errm[c]]);
+        }
         break;
     default:
         snprintf(out, size, "mode=hang");
@@ -812,7 +820,8 @@ check_gen(const conn_t *c, const plan_t *pl, int cut)
 {
     sb_t         want = { 0 };
     int          i, n;
-    const char  *res = NULL;
+    long         created;
+    const char  *res = NULL, *p, *model;
 
     if (strncasecmp(c->ctype, "text/event-stream", 17) != 0) {
         return fail_("Content-Type \"%s\" on a pass, not text/event-stream",
@@ -822,18 +831,26 @@ check_gen(const conn_t *c, const plan_t *pl, int cut)
         return fail_("X-Classify-Verdict \"%s\" on a pass", c->verdict_hdr);
     }
 
+    /* the mock's events carry its clock ("created") and the request's
+     * model (the openai bodies name one, the fields bodies do not) */
+    p = memmem(c->body, c->body_len, "\"created\":", 10);
+    created = p ? strtol(p + 10, NULL, 10) : -1;
+    model = pl->loc != L_FIELDS ? pl->model : "mock";
+
     n = cut ? 1 : pl->gen_chunks;
     for (i = 0; i < n; i++) {
         sb_printf(&want, "data: {\"id\":\"chatcmpl-gen\",\"object\":"
-                  "\"chat.completion.chunk\",\"created\":0,\"model\":\"mock\","
-                  "\"choices\":[{\"index\":0,\"delta\":{\"content\":"
-                  "\"token%d \"},\"finish_reason\":null}]}\n\n", i + 1);
+                  "\"chat.completion.chunk\",\"created\":%ld,\"model\":"
+                  "\"%s\",\"choices\":[{\"index\":0,\"delta\":{"
+                  "\"content\":\"chunk%d \"},\"finish_reason\":null}]}\n\n",
+                  created, model, i + 1);
     }
     if (!cut) {
         sb_printf(&want, "data: {\"id\":\"chatcmpl-gen\",\"object\":"
-                  "\"chat.completion.chunk\",\"created\":0,\"model\":\"mock\","
-                  "\"choices\":[{\"index\":0,\"delta\":{},"
-                  "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+                  "\"chat.completion.chunk\",\"created\":%ld,\"model\":"
+                  "\"%s\",\"choices\":[{\"index\":0,\"delta\":{},"
+                  "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+                  created, model);
     }
 
     if (c->body_len != want.len || memcmp(c->body, want.p, want.len) != 0) {

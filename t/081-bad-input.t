@@ -31,12 +31,10 @@ __DATA__
 === TEST 1: a body arriving in 8 writes, 30 ms apart
 --- config
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b1; }
---- raw_request eval
+--- request eval
 my $body = '{"user_query":"split across many packets"}';
-my @parts = ("POST /chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-             . "Content-Length: " . length($body) . "\r\n\r\n");
-push @parts, map { { value => $_, delay_before => 0.03 } } unpack("(A6)*", $body);
-\@parts
+[["POST /chat\n",
+  map { { value => $_, delay_before => 0.03 } } unpack("(A6)*", $body)]]
 --- response_body
 passed
 
@@ -188,11 +186,13 @@ client sent invalid method
 --- config
     location = /small { classify a; classify_pass /_gen; client_max_body_size 100; }
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9b; }
---- raw_request eval
-["POST /small HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
- . "f\r\n{\"user_query\":\"\r\n",
- { value => sprintf("%x", 300) . "\r\n" . ("x" x 300) . "\r\n", delay_before => 0.2 },
- "2\r\n\"}\r\n0\r\n\r\n"]
+--- more_headers
+Transfer-Encoding: chunked
+Connection: keep-alive
+--- request eval
+[["POST /small\nf\r\n{\"user_query\":\"\r\n",
+  { value => sprintf("%x", 300) . "\r\n" . ("x" x 300) . "\r\n", delay_before => 0.2 },
+  "2\r\n\"}\r\n0\r\n\r\n"]]
 --- timeout: 3
 --- error_code: 413
 --- raw_response_headers_like: \r\nConnection: close\r\n
@@ -228,11 +228,13 @@ Content-Type: application/json
         error_page 413 /413.json;
     }
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=b9d; }
---- raw_request eval
-["POST /small HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
- . "f\r\n{\"user_query\":\"\r\n",
- { value => sprintf("%x", 300) . "\r\n" . ("x" x 300) . "\r\n", delay_before => 0.2 },
- "2\r\n\"}\r\n0\r\n\r\n"]
+--- more_headers
+Transfer-Encoding: chunked
+Connection: keep-alive
+--- request eval
+[["POST /small\nf\r\n{\"user_query\":\"\r\n",
+  { value => sprintf("%x", 300) . "\r\n" . ("x" x 300) . "\r\n", delay_before => 0.2 },
+  "2\r\n\"}\r\n0\r\n\r\n"]]
 --- timeout: 3
 --- error_code: 413
 --- raw_response_headers_like: \r\nConnection: close\r\n

@@ -14,25 +14,26 @@ package Test::Classify::Mock;
 #   * makes the mock's servroot: $ENV{TEST_NGINX_MOCK_SERVROOT}, else
 #     t/servroot_mock (t/servroot_mock_<pid> under RANDOMIZE), with t/ being
 #     the directory that holds t/mock/; stops a mock left running there by an
-#     earlier TEST_NGINX_NO_CLEAN run (pid file checked against /proc);
-#   * writes conf/nginx.conf from t/mock/mock.conf.in and starts
-#     $ENV{TEST_NGINX_MOCK_BINARY} || /usr/sbin/nginx with the ndk + lua
-#     modules from $ENV{TEST_NGINX_MOCK_MODULES_DIR} || /usr/lib/nginx/modules
-#     (NOT $TEST_NGINX_BINARY: the nginx under test never loads Lua);
+#     earlier TEST_NGINX_NO_CLEAN run (its pid file, checked against /proc);
+#   * starts the C mock, $ENV{TEST_NGINX_MOCK_BINARY} || build/bin/mock-llm
+#     (built by `make mock`, which `make test` runs), with its pid file in
+#     the servroot; nothing but this module is loaded into the nginx under
+#     test;
 #   * waits (up to 10 s) until GET /_mock/ping answers, else dies with the
-#     mock's stderr and error log;
-#   * exports $ENV{TEST_NGINX_MOCK_LOG} (its access log),
-#     $ENV{TEST_NGINX_MOCK_ERROR_LOG}, $ENV{TEST_NGINX_MOCK_SERVROOT};
+#     mock's stderr;
+#   * exports $ENV{TEST_NGINX_MOCK_LOG} (its request log, one line per
+#     request), $ENV{TEST_NGINX_MOCK_ERROR_LOG} (its stderr),
+#     $ENV{TEST_NGINX_MOCK_SERVROOT};
 #   * at END (in the process that started it only, never in forked
-#     children) stops it with QUIT, then KILL after 2 s, unless
+#     children) stops it with TERM, then KILL after 2 s, unless
 #     $ENV{TEST_NGINX_NO_CLEAN} is set; under RANDOMIZE it also removes the
 #     per-process servroot when no test failed.
 # A busy port makes it die at once with a hint.
 # With $ENV{TEST_NGINX_MOCK_EXTERNAL} set, nothing is started or stopped: a
-# mock already running on the port (e.g. t/mock/run-mock) is used.
+# mock already running on the port is used.
 #
 # The mock's HTTP contract (endpoints, query arguments, records) is
-# documented at the top of t/mock/mock.lua.
+# documented at the top of t/mock/mock.c.
 #
 # Helpers (exported on request, or call them fully qualified):
 #   mock_port()                         the port
@@ -45,8 +46,6 @@ package Test::Classify::Mock;
 #                                       (JSON::PP; strings are byte strings)
 #   mock_clear([$tag])                  clear one tag or all records
 #   mock_start() / mock_stop()          what import / END do
-#   write_conf(file => F, port => P, daemon => 'on'|'off',
-#              error_log => 'logs/error.log', log_level => 'info')
 
 use strict;
 use warnings;
@@ -58,19 +57,19 @@ use File::Spec ();
 use IO::Socket::INET ();
 use Time::HiRes ();
 use Cwd ();
+use POSIX ();
 
 our @ISA = qw(Exporter);
 our @EXPORT_OK = qw(mock_port mock_request mock_get mock_log mock_count
-                    mock_body mock_records mock_clear mock_start mock_stop
-                    write_conf);
+                    mock_body mock_records mock_clear mock_start mock_stop);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
 our $MockDir = $ENV{TEST_NGINX_MOCK_DIR}
     || File::Spec->rel2abs(dirname(__FILE__) . '/../../../mock');
 $MockDir = Cwd::abs_path($MockDir) // $MockDir;
 
-our $Binary     = $ENV{TEST_NGINX_MOCK_BINARY}      || '/usr/sbin/nginx';
-our $ModulesDir = $ENV{TEST_NGINX_MOCK_MODULES_DIR} || '/usr/lib/nginx/modules';
+our $Binary = $ENV{TEST_NGINX_MOCK_BINARY}
+    || File::Spec->catfile(dirname(dirname($MockDir)), qw(build bin mock-llm));
 our $DefaultPort = 1990;
 
 our ($Port, $ServRoot, $Pid, $Owner, $Started, $External);
@@ -84,32 +83,6 @@ sub import {
     }
     mock_start() if $start;
     $class->export_to_level(1, $class, @syms) if @syms;
-}
-
-# ------------------------------------------------------------------ config
-
-sub write_conf {
-    my %o = @_;
-    my $file = $o{file} or die "write_conf: no file\n";
-    my %val = (
-        PORT        => $o{port} // $DefaultPort,
-        MOCK_DIR    => $o{mock_dir} // $MockDir,
-        MODULES_DIR => $o{modules_dir} // $ModulesDir,
-        DAEMON      => $o{daemon} // 'on',
-        ERROR_LOG   => $o{error_log} // 'logs/error.log',
-        LOG_LEVEL   => $o{log_level} // $ENV{TEST_NGINX_MOCK_LOG_LEVEL} // 'info',
-    );
-    my $tmpl = "$MockDir/mock.conf.in";
-    open my $in, '<', $tmpl or die "cannot read $tmpl: $!\n";
-    my $conf = do { local $/; <$in> };
-    close $in;
-    $conf =~ s{\@([A-Z_]+)\@}{
-        defined $val{$1} ? $val{$1} : die "$tmpl: unknown placeholder \@$1\@\n"
-    }ge;
-    open my $out, '>', $file or die "cannot write $file: $!\n";
-    print $out $conf;
-    close $out or die "cannot write $file: $!\n";
-    return $file;
 }
 
 # ------------------------------------------------------------------ ports
@@ -157,7 +130,7 @@ sub alive {
 sub terminate {
     my ($pid, $grace) = @_;
     return unless alive($pid);
-    kill 'QUIT', $pid;
+    kill 'TERM', $pid;
     my $until = Time::HiRes::time() + ($grace // 2);
     while (alive($pid) && Time::HiRes::time() < $until) {
         Time::HiRes::sleep(0.02);
@@ -166,16 +139,17 @@ sub terminate {
         kill 'KILL', $pid;
         Time::HiRes::sleep(0.05);
     }
+    waitpid($pid, POSIX::WNOHANG());    # ours: reap it
 }
 
 # a mock left behind in this servroot (TEST_NGINX_NO_CLEAN, crash)
 sub stop_stale {
     my ($sr) = @_;
-    my $pid = slurp("$sr/logs/nginx.pid");
+    my $pid = slurp("$sr/mock.pid");
     ($pid) = $pid =~ /(\d+)/ or return;
     my $cmd = slurp("/proc/$pid/cmdline");
     $cmd =~ tr/\0/ /;
-    return unless $cmd =~ /nginx/ && index($cmd, $sr) >= 0;
+    return unless $cmd =~ /mock-llm/ && index($cmd, $sr) >= 0;
     terminate($pid, 2);
 }
 
@@ -192,12 +166,11 @@ sub mock_port { $Port // $ENV{TEST_NGINX_MOCK_PORT} // $DefaultPort }
 
 sub startup_failure {
     my ($msg) = @_;
-    my $err = slurp("$ServRoot/logs/error.log");
-    $err = slurp("$ServRoot/logs/stderr.log") if $err !~ /\S/;
+    my $err = slurp("$ServRoot/logs/stderr.log");
     $err =~ s/^/    /mg;
-    die "Test::Classify::Mock: the mock nginx on port $Port failed to start: "
-        . "$msg\n  command: $Binary -p $ServRoot/ -c $ServRoot/conf/nginx.conf\n"
-        . "  its stderr and error log:\n$err\n";
+    die "Test::Classify::Mock: the mock on port $Port failed to start: "
+        . "$msg\n  command: $Binary -p $Port -P $ServRoot/mock.pid\n"
+        . "  its stderr:\n$err\n";
 }
 
 sub ready {
@@ -224,8 +197,8 @@ sub mock_start {
 
     $ServRoot = servroot_default();
     $ENV{TEST_NGINX_MOCK_SERVROOT} = $ServRoot;
-    $ENV{TEST_NGINX_MOCK_LOG} = "$ServRoot/logs/access.log";
-    $ENV{TEST_NGINX_MOCK_ERROR_LOG} = "$ServRoot/logs/error.log";
+    $ENV{TEST_NGINX_MOCK_LOG} = "$ServRoot/logs/mock.log";
+    $ENV{TEST_NGINX_MOCK_ERROR_LOG} = "$ServRoot/logs/stderr.log";
 
     stop_stale($ServRoot);
     die "Test::Classify::Mock: port $Port on 127.0.0.1 is busy (another mock? "
@@ -233,33 +206,33 @@ sub mock_start {
       . "TEST_NGINX_MOCK_EXTERNAL=1 to use a mock that is already running)\n"
         unless port_free($Port);
     remove_tree($ServRoot) if -d $ServRoot;
-    make_path("$ServRoot/conf", "$ServRoot/logs");
-    write_conf(file => "$ServRoot/conf/nginx.conf", port => $Port,
-               daemon => 'on', error_log => 'logs/error.log');
+    make_path("$ServRoot/logs");
 
-    die "Test::Classify::Mock: $Binary is not executable "
-      . "(set TEST_NGINX_MOCK_BINARY)\n" unless -x $Binary;
+    die "Test::Classify::Mock: $Binary is not executable (run `make mock`, "
+      . "or set TEST_NGINX_MOCK_BINARY)\n" unless -x $Binary;
 
-    my @cmd = ($Binary, '-p', "$ServRoot/", '-c', "$ServRoot/conf/nginx.conf",
-               '-e', "$ServRoot/logs/error.log");
-    open my $saveout, '>&', \*STDOUT or die "dup STDOUT: $!\n";
-    open my $saveerr, '>&', \*STDERR or die "dup STDERR: $!\n";
-    open STDOUT, '>', '/dev/null';
-    open STDERR, '>', "$ServRoot/logs/stderr.log";
-    my $rc = system(@cmd);
-    open STDOUT, '>&', $saveout;
-    open STDERR, '>&', $saveerr;
-    startup_failure("exit status " . ($rc >> 8)) if $rc != 0;
+    my @cmd = ($Binary, '-p', $Port, '-P', "$ServRoot/mock.pid",
+               '-l', $ENV{TEST_NGINX_MOCK_LOG});
+    $Pid = fork();
+    die "Test::Classify::Mock: fork: $!\n" unless defined $Pid;
+    if ($Pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $ENV{TEST_NGINX_MOCK_ERROR_LOG};
+        exec @cmd or POSIX::_exit(127);
+    }
 
     $Owner = $$;
+    $Started = 1;
     my $until = Time::HiRes::time() + 10;
-    while (1) {
-        ($Pid) = slurp("$ServRoot/logs/nginx.pid") =~ /(\d+)/;
-        $Started = 1 if $Pid;
-        last if $Pid && ready();
-        if ($Pid && !alive($Pid)) { undef $Started; startup_failure("it exited") }
+    until (-s "$ServRoot/mock.pid" && ready()) {
+        if (!alive($Pid)) {
+            waitpid($Pid, 0);
+            undef $Started;
+            startup_failure("it exited with status " . ($? >> 8));
+        }
         if (Time::HiRes::time() > $until) {
-            terminate($Pid) if $Pid;
+            terminate($Pid);
             undef $Started;
             startup_failure("no answer to GET /_mock/ping within 10 s");
         }
