@@ -15,6 +15,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_redis.h"
 
 
 static void ngx_http_classify_body_handler(ngx_http_request_t *r);
@@ -22,6 +23,10 @@ static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_classify_session(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
+static ngx_int_t ngx_http_classify_fetch_context(ngx_http_classify_ctx_t *ctx);
+static void ngx_http_classify_context_fetched(void *data, ngx_int_t rc);
+static void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
+    ngx_uint_t ok);
 static void ngx_http_classify_run(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_classify_next(ngx_http_classify_ctx_t *ctx);
@@ -226,11 +231,15 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     ngx_gettimeofday(&ctx->start);
     ctx->deadline = ngx_current_msec + clcf->timeout;
 
-    if (ngx_http_classify_redis_wanted(ctx)) {
-        rc = ngx_http_classify_redis_fetch(ctx);
+    if (clcf->redis != NULL
+        && ctx->input.session.len
+        && (clcf->max_context || clcf->context_store)
+        && ctx->input.context.nelts == 0)
+    {
+        rc = ngx_http_classify_fetch_context(ctx);
 
         if (rc == NGX_AGAIN) {
-            /* ngx_http_classify_context_done() continues */
+            /* ngx_http_classify_context_fetched() continues */
             r->read_event_handler = ngx_http_test_reading;
             r->write_event_handler = ngx_http_request_empty_handler;
             return;
@@ -250,11 +259,77 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
 
 
 /*
+ * The session's context from Redis: the body had a session and no history
+ * of its own.  NGX_AGAIN: ngx_http_classify_context_fetched() continues;
+ * NGX_OK: nothing to read (only stores need the key).
+ */
+
+static ngx_int_t
+ngx_http_classify_fetch_context(ngx_http_classify_ctx_t *ctx)
+{
+    ngx_http_request_t            *r;
+    ngx_http_classify_loc_conf_t  *clcf;
+
+    r = ctx->request;
+    clcf = ctx->conf;
+
+    if (ngx_http_complex_value(r, clcf->redis_key, &ctx->redis_key)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (clcf->max_context == 0) {
+        return NGX_OK;
+    }
+
+    ctx->redis_op = ngx_http_classify_redis_fetch(clcf->redis,
+                                              &ctx->redis_key,
+                                              clcf->max_context,
+                                              &clcf->context,
+                                              &ctx->input.context,
+                                              ngx_http_classify_context_fetched,
+                                              ctx);
+
+    return ctx->redis_op ? NGX_AGAIN : NGX_ERROR;
+}
+
+
+static void
+ngx_http_classify_context_fetched(void *data, ngx_int_t rc)
+{
+    ngx_http_classify_ctx_t  *ctx = data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "classify: context read: %i", rc);
+
+    ctx->redis_op = NULL;
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else {
+        ngx_http_classify_context_done(ctx, rc == NGX_OK);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
  * The conversation context is known (ok) or Redis failed: classify, or
  * refuse with 503 when classify_redis_on_error says block.
  */
 
-void
+static void
 ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx, ngx_uint_t ok)
 {
     ngx_http_request_t  *r;
@@ -745,12 +820,6 @@ ngx_http_classify_timer_handler(ngx_event_t *ev)
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "classify: timer");
 
-    if (ctx->fetching) {
-        ngx_http_classify_redis_timeout(ctx);
-        ngx_http_run_posted_requests(c);
-        return;
-    }
-
     if (ctx->waiting) {
         ngx_http_classify_resume(r);
         ngx_http_run_posted_requests(c);
@@ -928,7 +997,11 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
         return;
     }
 
-    ngx_http_classify_redis_store(ctx, &cl->reply);
+    if (ctx->conf->context_store && ctx->redis_key.len) {
+        ngx_http_classify_redis_store(ctx->conf->redis, &ctx->redis_key,
+                                      &ctx->conf->context, &ctx->input.query,
+                                      &cl->reply, r->pool);
+    }
 
     if ((stream
          && ngx_http_classify_add_header(r, "Cache-Control", &no_cache)
@@ -1127,7 +1200,10 @@ ngx_http_classify_cleanup(void *data)
         ngx_del_timer(&ctx->timer);
     }
 
-    ngx_http_classify_redis_detach(ctx);
+    if (ctx->redis_op) {
+        ngx_http_classify_redis_cancel(ctx->redis_op);
+        ctx->redis_op = NULL;
+    }
 
     if (ctx->verdict == NGX_HTTP_CLASSIFY_PASS
         && ctx->conf->context_store

@@ -47,6 +47,7 @@ struct ngx_http_classify_metrics_s {
     ngx_atomic_t                    pass;
     ngx_atomic_t                    error;
     ngx_atomic_t                    redis_errors;
+    ngx_atomic_t                    redis_stores_lost;
     ngx_http_classify_hist_t        decision;
     ngx_uint_t                      nclassifiers;
     ngx_http_classify_cl_metrics_t  cl[1];
@@ -308,6 +309,18 @@ ngx_http_classify_metrics_redis_error(ngx_http_request_t *r)
 }
 
 
+/* context stores Redis never acknowledged (redis.c says why, once) */
+
+void
+ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
+    ngx_uint_t n)
+{
+    if (cmcf->metrics) {
+        (void) ngx_atomic_fetch_add(&cmcf->metrics->redis_stores_lost, n);
+    }
+}
+
+
 /* the decision: its verdict and time, and each classifier's outcome */
 
 void
@@ -461,7 +474,8 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
         }
 
         p = ngx_slprintf(p, last, "},\"redis_errors\":%uA,"
-                         "\"decision_ms\":", m->redis_errors);
+                         "\"redis_stores_lost\":%uA,\"decision_ms\":",
+                         m->redis_errors, m->redis_stores_lost);
         p = ngx_http_classify_json_hist(p, last, &m->decision);
         p = ngx_slprintf(p, last, ",\"classifiers\":{");
 
@@ -531,10 +545,14 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
                  "context from Redis (down, slow or failing).\n"
                  "# TYPE classify_redis_errors_total counter\n"
                  "classify_redis_errors_total %uA\n"
+                 "# HELP classify_redis_stores_lost_total Context stores "
+                 "Redis never acknowledged (queue full, refused, exit).\n"
+                 "# TYPE classify_redis_stores_lost_total counter\n"
+                 "classify_redis_stores_lost_total %uA\n"
                  "# HELP classify_decision_seconds Time from the body to "
                  "the decision.\n"
                  "# TYPE classify_decision_seconds histogram\n",
-                 m->redis_errors);
+                 m->redis_errors, m->redis_stores_lost);
 
         p = ngx_http_classify_prometheus_hist(p, last,
                                               "classify_decision_seconds",

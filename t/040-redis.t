@@ -195,7 +195,7 @@ POST /chat
 {"user_query":"q","session_id":"s1"}
 --- response_body_like: ^passed after
 --- error_log eval
-qr/classify_redis "[^"]+": LRANGE "chat:s1" timed out/
+qr/classify_redis "[^"]+": reading "chat:s1" timed out/
 
 
 
