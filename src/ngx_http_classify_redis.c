@@ -296,8 +296,9 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             && ngx_strncmp(rsp[i]->name.data, rs->name.data, rs->name.len)
                == 0
             && rsp[i]->password.len == rs->password.len
-            && ngx_strncmp(rsp[i]->password.data, rs->password.data,
-                           rs->password.len) == 0)
+            && (rs->password.len == 0
+                || ngx_strncmp(rsp[i]->password.data, rs->password.data,
+                               rs->password.len) == 0))
         {
             clcf->redis = rsp[i];
             return NGX_CONF_OK;
