@@ -1,7 +1,7 @@
 # A Redis that stalls (SIGSTOP, CLIENT PAUSE) while requests read and store:
 # one request's deadline lets go of that request only, and the stores
 # in flight when the connection is dropped are sent again afterwards;
-# a store made while Redis is down waits for it.
+# a store made while Redis is down waits for it, in a bounded queue.
 
 use Test::Nginx::Socket 'no_plan';
 use Test::Classify::Mock;
@@ -20,8 +20,8 @@ two_json_classifiers();
 no_shuffle();
 run_tests();
 
-# TEST 5: what the store left in the Redis started again
-turn_stored('D', 'while Redis was down');
+# TEST 5: what the store left in the Redis started again (TEST 6 stops it
+# again, and TEST 7 starts it empty)
 
 
 # the blocked turn of session s<X>, stored with its expiry
@@ -174,8 +174,51 @@ qr/store of "chat:sD" queued, 1 waiting/
 --- init
 main::redis_start();
 main::wait_error_log(qr/connected again; 1 context store\(s\) sent after the outage, 0 lost/, 15);
+main::wait_error_log(qr/stored "chat:sD"/, 5);
+main::turn_stored('D', 'while Redis was down');
 --- request
 GET /mock/log?tag=st4c
 --- response_body_like: ^200 [\d.]+ /classify/json
 --- no_error_log
 lost:
+
+
+
+=== TEST 6: the queue of stores is bounded: past 16 MiB a store is lost, logged and counted ...
+--- http_config
+    classify_metrics_zone m 1m;
+    classifier c { pass /_c/c; protocol json; context 0; reply "C blocks"; }
+--- config
+    location = /status { classify_status; }
+    location = /store {
+        classify c; classify_pass /_gen;
+        classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+        classify_context_store on;
+        classify_context_ttl 60s;
+        classify_reply_format text;
+    }
+    location = /_gen { internal; return 200 "passed\n"; }
+    location /_c/c { internal; return 200 '{"verdict":true}'; }
+--- init
+main::connected();
+main::redis_stop();
+main::wait_error_log(qr/classify_redis "[^"]+": connection lost/, 10);
+--- request eval
+[map { "POST /store\n{\"user_query\":\"$_ " . ('x' x 1000000) . "\",\"session_id\":\"sF\"}" } 1 .. 17]
+--- response_body eval
+[("C blocks") x 17]
+--- timeout: 10
+
+
+
+=== TEST 7: ... and the stores that fitted are written once Redis is back
+--- init
+main::ok(main::wait_error_log(qr/classify_redis "[^"]+": context of "chat:sF" lost: the queue of stores is full \(16 stores, 160\d{5} bytes waiting\)/, 1),
+         "the lost store is logged, with its key");
+main::redis_start();
+main::ok(main::wait_error_log(qr/connected again; 16 context store\(s\) sent after the outage, 1 lost meanwhile/, 15),
+         "the 16 others are written");
+--- request
+GET /status
+--- response_body_like eval
+"\nclassify_redis_stores_lost_total 1\n"
