@@ -218,7 +218,7 @@ main::ok(main::wait_error_log(qr/classify_redis "[^"]+": context of "chat:sF" lo
 main::redis_start();
 main::ok(main::wait_error_log(qr/connected again; 16 context store\(s\) sent after the outage, 1 lost meanwhile/, 15),
          "the 16 others are written");
---- request
-GET /status
+--- request eval
+["GET /status", "GET /status?format=json"]
 --- response_body_like eval
-"\nclassify_redis_stores_lost_total 1\n"
+["\nclassify_redis_stores_lost_total 1\n", '"redis_stores_lost":1,']
