@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_redis.h"
 
 
 static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);
@@ -29,6 +30,8 @@ static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classify_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_classify_check_size(ngx_conf_t *cf, void *post,
+    void *data);
 
 static ngx_int_t ngx_http_classify_verdict_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -90,6 +93,11 @@ static ngx_conf_enum_t  ngx_http_classify_reply_formats[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_classify_context_max_bounds = {
     ngx_conf_check_num_bounds, 1, 100000
+};
+
+
+static ngx_conf_post_t  ngx_http_classify_context_max_size_post = {
+    ngx_http_classify_check_size
 };
 
 
@@ -211,7 +219,7 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_classify_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_classify_loc_conf_t, context_order),
+      offsetof(ngx_http_classify_loc_conf_t, context.order),
       &ngx_http_classify_orders },
 
     { ngx_string("classify_context_store"),
@@ -225,14 +233,21 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_classify_loc_conf_t, context_max),
+      offsetof(ngx_http_classify_loc_conf_t, context.max),
       &ngx_http_classify_context_max_bounds },
+
+    { ngx_string("classify_context_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, context.max_size),
+      &ngx_http_classify_context_max_size_post },
 
     { ngx_string("classify_context_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_classify_loc_conf_t, context_ttl),
+      offsetof(ngx_http_classify_loc_conf_t, context.ttl),
       NULL },
 
       ngx_null_command
@@ -387,10 +402,11 @@ ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
     conf->redis = NGX_CONF_UNSET_PTR;
     conf->redis_key = NGX_CONF_UNSET_PTR;
     conf->redis_on_error = NGX_CONF_UNSET_UINT;
-    conf->context_order = NGX_CONF_UNSET_UINT;
     conf->context_store = NGX_CONF_UNSET;
-    conf->context_max = NGX_CONF_UNSET_UINT;
-    conf->context_ttl = NGX_CONF_UNSET_MSEC;
+    conf->context.order = NGX_CONF_UNSET_UINT;
+    conf->context.max = NGX_CONF_UNSET_UINT;
+    conf->context.max_size = NGX_CONF_UNSET_SIZE;
+    conf->context.ttl = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -423,11 +439,13 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->redis_key, prev->redis_key, NULL);
     ngx_conf_merge_uint_value(conf->redis_on_error, prev->redis_on_error,
                               NGX_HTTP_CLASSIFY_ON_ERROR_PASS);
-    ngx_conf_merge_uint_value(conf->context_order, prev->context_order,
-                              NGX_HTTP_CLASSIFY_ORDER_RPUSH);
     ngx_conf_merge_value(conf->context_store, prev->context_store, 0);
-    ngx_conf_merge_uint_value(conf->context_max, prev->context_max, 50);
-    ngx_conf_merge_msec_value(conf->context_ttl, prev->context_ttl,
+    ngx_conf_merge_uint_value(conf->context.order, prev->context.order,
+                              NGX_HTTP_CLASSIFY_ORDER_RPUSH);
+    ngx_conf_merge_uint_value(conf->context.max, prev->context.max, 50);
+    ngx_conf_merge_size_value(conf->context.max_size, prev->context.max_size,
+                              256 * 1024);
+    ngx_conf_merge_msec_value(conf->context.ttl, prev->context.ttl,
                               86400000);
 
     if (conf->timeout == 0) {
@@ -436,7 +454,7 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->context_ttl < 1000) {
+    if (conf->context.ttl < 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"classify_context_ttl\" must be at least 1s: "
                            "Redis expires keys in seconds");
@@ -678,6 +696,15 @@ ngx_http_classify_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                        &value[1], &cmd->name, last - buf, buf);
 
     return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_classify_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *sp = data;
+
+    return *sp ? NGX_CONF_OK : "must be more than 0";
 }
 
 

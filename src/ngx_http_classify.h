@@ -111,30 +111,18 @@ typedef struct {
 } ngx_http_classify_classifier_t;
 
 
+/* one Redis server and this worker's connection to it (redis.c) */
+typedef struct ngx_http_classify_redis_s     ngx_http_classify_redis_t;
 typedef struct ngx_http_classify_redis_op_s  ngx_http_classify_redis_op_t;
 
 
-/* one Redis server: its settings and this worker's connection to it */
+/* how a session's list is kept: the classify_context_* settings */
 typedef struct {
-    ngx_str_t                      name;          /* as configured */
-    ngx_str_t                      host;          /* IP, null-terminated */
-    ngx_int_t                      port;
-    ngx_str_t                      unix_path;     /* null-terminated */
-    ngx_uint_t                     db;
-    ngx_str_t                      password;
-    ngx_msec_t                     connect_timeout;
-    ngx_msec_t                     timeout;
-
-    void                          *ac;            /* redisAsyncContext */
-    ngx_connection_t              *connection;
-    ngx_event_t                    reconnect;
-    ngx_event_t                    connect_timer;
-    ngx_msec_t                     backoff;
-    ngx_log_t                     *log;
-
-    unsigned                       down:1;        /* outage logged */
-    unsigned                       exiting:1;
-} ngx_http_classify_redis_t;
+    ngx_uint_t                     order;         /* classify_context_order */
+    ngx_uint_t                     max;           /* classify_context_max */
+    size_t                         max_size;      /* bytes a read keeps */
+    ngx_msec_t                     ttl;           /* classify_context_ttl */
+} ngx_http_classify_redis_list_t;
 
 
 typedef struct {
@@ -168,10 +156,8 @@ typedef struct {
     ngx_http_classify_redis_t     *redis;
     ngx_http_complex_value_t      *redis_key;
     ngx_uint_t                     redis_on_error;
-    ngx_uint_t                     context_order;
     ngx_flag_t                     context_store;
-    ngx_uint_t                     context_max;
-    ngx_msec_t                     context_ttl;
+    ngx_http_classify_redis_list_t context;
 } ngx_http_classify_loc_conf_t;
 
 
@@ -269,9 +255,7 @@ struct ngx_http_classify_ctx_s {
 
     ngx_event_t                      deadline;    /* classify_timeout */
 
-    ngx_http_classify_redis_op_t    *redis_op;    /* LRANGE in flight */
-    ngx_event_t                      redis_done;  /* posted by its reply */
-    ngx_event_t                      redis_timer; /* classify_redis timeout= */
+    ngx_http_classify_redis_op_t    *redis_op;    /* context read */
     ngx_str_t                        redis_key;
 
     ngx_msec_int_t                   start;       /* monotonic usec */
@@ -287,8 +271,6 @@ struct ngx_http_classify_ctx_s {
     unsigned                         keep_body:1;
     unsigned                         capture_done:1;
     unsigned                         capture_failed:1;
-    unsigned                         fetching:1;  /* Redis context */
-    unsigned                         redis_ok:1;
     unsigned                         waiting:1;   /* classifiers running */
     unsigned                         decided:1;
 };
@@ -305,8 +287,6 @@ char *ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_classify_handler(ngx_http_request_t *r);
 ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);
 ngx_str_t *ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx);
-void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
-    ngx_uint_t ok);
 
 /* whole responses from memory */
 ngx_int_t ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
@@ -321,16 +301,7 @@ ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
 ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,
     const char *name, size_t len);
 
-/* redis */
-char *ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_classify_redis_init_process(ngx_cycle_t *cycle);
-void ngx_http_classify_redis_exit_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_classify_redis_fetch(ngx_http_classify_ctx_t *ctx);
-void ngx_http_classify_redis_timeout(ngx_http_classify_ctx_t *ctx);
-void ngx_http_classify_redis_detach(ngx_http_classify_ctx_t *ctx);
-void ngx_http_classify_redis_store(ngx_http_classify_ctx_t *ctx,
-    ngx_str_t *answer);
+/* redis: see ngx_http_classify_redis.h */
 
 /* metrics */
 char *ngx_http_classify_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -340,6 +311,8 @@ char *ngx_http_classify_status(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_classify_metrics_request(ngx_http_request_t *r);
 void ngx_http_classify_metrics_error(ngx_http_request_t *r);
 void ngx_http_classify_metrics_redis_error(ngx_http_request_t *r);
+void ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
+    ngx_uint_t n);
 void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);

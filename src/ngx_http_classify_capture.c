@@ -14,6 +14,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_redis.h"
 
 #include <cjson/cJSON.h>
 
@@ -252,7 +253,9 @@ ngx_http_classify_capture_done(ngx_http_request_t *r,
                                               &err)
                == NGX_OK)
     {
-        ngx_http_classify_redis_store(ctx, &text);
+        ngx_http_classify_redis_store(ctx->conf->redis, &ctx->redis_key,
+                                      &ctx->conf->context, &ctx->input.query,
+                                      &text, r->pool);
         return;
     }
 

@@ -18,6 +18,8 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_redis.h"
+#include "ngx_http_classify_redis.h"
 
 
 static void ngx_http_classify_body_handler(ngx_http_request_t *r);
@@ -31,6 +33,9 @@ static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_classify_session(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
+static void ngx_http_classify_context_fetched(void *data, ngx_int_t rc);
+static void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
+    ngx_uint_t ok);
 static void ngx_http_classify_run(ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);
@@ -43,7 +48,6 @@ static void ngx_http_classify_abort_outranked(ngx_http_classify_ctx_t *ctx);
 static ngx_uint_t ngx_http_classify_pending_shadows(
     ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_deadline_handler(ngx_event_t *ev);
-static void ngx_http_classify_redis_timer_handler(ngx_event_t *ev);
 static void ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_log_decision(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_pass(ngx_http_request_t *r,
@@ -223,25 +227,22 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     {
         /* the body has no history: the context is read from Redis */
 
-        ctx->redis_timer.handler = ngx_http_classify_redis_timer_handler;
-        ctx->redis_timer.data = ctx;
-        ctx->redis_timer.log = r->connection->log;
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "classify: reading the context from redis");
 
-        rc = ngx_http_classify_redis_fetch(ctx);
+        ctx->redis_op = ngx_http_classify_redis_fetch(ctx->conf->redis,
+                                              &ctx->redis_key,
+                                              ctx->conf->max_context,
+                                              &ctx->conf->context,
+                                              &ctx->input.context,
+                                              ngx_http_classify_context_fetched,
+                                              ctx);
 
-        if (rc == NGX_AGAIN) {
-            /* ngx_http_classify_context_done() continues */
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "classify: reading the context from redis");
-            return;
-        }
-
-        if (rc == NGX_ERROR) {
+        if (ctx->redis_op == NULL) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
         }
 
-        ngx_http_classify_context_done(ctx, rc == NGX_OK);
+        /* ngx_http_classify_context_fetched() continues */
         return;
     }
 
@@ -334,12 +335,40 @@ ngx_http_classify_prepare(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 }
 
 
+/* the context read from Redis: NGX_OK, NGX_DECLINED (unavailable) */
+
+static void
+ngx_http_classify_context_fetched(void *data, ngx_int_t rc)
+{
+    ngx_http_classify_ctx_t  *ctx = data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->redis_op = NULL;
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else {
+        ngx_http_classify_context_done(ctx, rc == NGX_OK);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
 /*
  * The conversation context is known (ok) or Redis failed: classify, or
  * refuse with 503 when classify_redis_on_error says block.
  */
 
-void
+static void
 ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx, ngx_uint_t ok)
 {
     ngx_http_request_t  *r;
@@ -669,13 +698,9 @@ ngx_http_classify_deadline_handler(ngx_event_t *ev)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "classify: classify_timeout expired");
 
-    if (ctx->fetching) {
-        ngx_http_classify_redis_detach(ctx);
-        ctx->fetching = 0;
-
-        if (ctx->redis_timer.timer_set) {
-            ngx_del_timer(&ctx->redis_timer);
-        }
+    if (ctx->redis_op) {
+        ngx_http_classify_redis_cancel(ctx->redis_op);
+        ctx->redis_op = NULL;
 
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "classify: classify_timeout expired while reading the "
@@ -709,26 +734,6 @@ ngx_http_classify_deadline_handler(ngx_event_t *ev)
 
     ngx_http_classify_resume(r);
     ngx_http_run_posted_requests(c);
-}
-
-
-/* classify_redis timeout=: a temporary bridge to redis.c */
-
-static void
-ngx_http_classify_redis_timer_handler(ngx_event_t *ev)
-{
-    ngx_connection_t         *c;
-    ngx_http_classify_ctx_t  *ctx;
-
-    ctx = ev->data;
-    c = ctx->request->connection;
-
-    ngx_http_set_log_request(c->log, ctx->request);
-
-    if (ctx->fetching) {
-        ngx_http_classify_redis_timeout(ctx);
-        ngx_http_run_posted_requests(c);
-    }
 }
 
 
@@ -899,7 +904,11 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
         return;
     }
 
-    ngx_http_classify_redis_store(ctx, &cl->reply);
+    if (ctx->conf->context_store && ctx->redis_key.len) {
+        ngx_http_classify_redis_store(ctx->conf->redis, &ctx->redis_key,
+                                      &ctx->conf->context, &ctx->input.query,
+                                      &cl->reply, r->pool);
+    }
 
     if ((stream
          && ngx_http_classify_add_header(r, "Cache-Control", &no_cache)
@@ -1046,11 +1055,10 @@ ngx_http_classify_cleanup(void *data)
         ngx_del_timer(&ctx->deadline);
     }
 
-    if (ctx->redis_timer.timer_set) {
-        ngx_del_timer(&ctx->redis_timer);
+    if (ctx->redis_op) {
+        ngx_http_classify_redis_cancel(ctx->redis_op);
+        ctx->redis_op = NULL;
     }
-
-    ngx_http_classify_redis_detach(ctx);
 
     if (ctx->verdict == NGX_HTTP_CLASSIFY_PASS
         && ctx->conf->context_store

@@ -50,6 +50,7 @@ struct ngx_http_classify_metrics_s {
     ngx_atomic_t                    pass;
     ngx_atomic_t                    error;
     ngx_atomic_t                    redis_errors;
+    ngx_atomic_t                    redis_stores_lost;
     ngx_http_classify_hist_t        decision;
     ngx_uint_t                      nclassifiers;
     ngx_http_classify_cl_metrics_t  cl[1];
@@ -83,6 +84,10 @@ static ngx_http_classify_counter_t  ngx_http_classify_counters[] = {
     { "classify_redis_errors_total", "redis_errors",
       "Requests that got no context from Redis (down, slow or failing).",
       offsetof(ngx_http_classify_metrics_t, redis_errors) },
+
+    { "classify_redis_stores_lost_total", "redis_stores_lost",
+      "Context stores Redis never acknowledged (queue full, refused, exit).",
+      offsetof(ngx_http_classify_metrics_t, redis_stores_lost) },
 
     { NULL, NULL, NULL, 0 }
 };
@@ -380,6 +385,18 @@ ngx_http_classify_metrics_redis_error(ngx_http_request_t *r)
 
     if (m) {
         (void) ngx_atomic_fetch_add(&m->redis_errors, 1);
+    }
+}
+
+
+/* context stores Redis never acknowledged (redis.c says why, once) */
+
+void
+ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
+    ngx_uint_t n)
+{
+    if (cmcf->metrics) {
+        (void) ngx_atomic_fetch_add(&cmcf->metrics->redis_stores_lost, n);
     }
 }
 

@@ -1,5 +1,7 @@
-# Exactly one LRANGE per classified request, counted by Redis itself
-# (INFO commandstats); none for a bad session id or a body with history.
+# Exactly one read per classified request, counted by Redis itself (INFO
+# commandstats): one EVALSHA of the script loaded at connect (EVAL or
+# LRANGE only where it cannot run); none for a bad session id or a body
+# with history.
 
 use Test::Nginx::Socket 'no_plan';
 use Test::Classify::Mock;
@@ -17,8 +19,13 @@ redis('CONFIG', 'RESETSTAT');
 no_shuffle();
 run_tests();
 
-my ($lranges) = redis('INFO', 'commandstats') =~ /cmdstat_lrange:calls=(\d+)/;
-is($lranges, 2, "exactly one LRANGE per classified request");
+my $stats = redis('INFO', 'commandstats');
+my %calls = map { $_ => ($stats =~ /cmdstat_$_:calls=(\d+)/ ? $1 : 0) }
+            qw(evalsha eval lrange);
+
+is($calls{evalsha} + $calls{eval} + $calls{lrange}, 2,
+   "exactly one read per classified request");
+is($calls{evalsha}, 2, "... the script, by its digest");
 
 __DATA__
 

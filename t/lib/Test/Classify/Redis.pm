@@ -5,6 +5,13 @@ package Test::Classify::Redis;
 #     use Test::Classify::Redis;          # starts it, exports the port
 #     redis('RPUSH', 'chat:s1', '{"role":"user","content":"hi"}');
 #     redis_stop(); redis_start();        # an outage in the middle of a test
+#     redis_pause(1500);                  # CLIENT PAUSE: Redis stalls
+#     redis_freeze(); redis_thaw();       # SIGSTOP, SIGCONT: a hung Redis
+#     redis_auth('pw');                   # the helpers AUTH first from now on
+#     redis_stat('total_connections_received')   # a field of INFO
+#     wait_error_log(qr/.../, 5)          # until nginx's error log has it
+#     post_background('a', '/chat', $body);  # a request that waits for Redis
+#     my ($status, $body) = background_result('a');
 #
 # Its data directory is $ENV{TEST_NGINX_REDIS_DIR} or t/servroot_redis; it
 # also listens on the unix socket $ENV{TEST_NGINX_REDIS_SOCKET} there.
@@ -22,7 +29,9 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 use Cwd qw(getcwd);
 
-our @EXPORT = qw(redis redis_db redis_start redis_stop redis_port);
+our @EXPORT = qw(redis redis_db redis_start redis_stop redis_port
+                 redis_pause redis_freeze redis_thaw redis_auth redis_stat
+                 wait_error_log post_background background_result);
 
 my $port = $ENV{TEST_NGINX_REDIS_PORT};
 
@@ -72,13 +81,18 @@ sub redis_start {
     die "redis-server did not come up on port $port";
 }
 
-sub redis_stop {
+sub redis_pid {
     open my $fh, '<', $pidfile or return;
     my $pid = <$fh>;
     close $fh;
     chomp $pid;
-    return unless $pid;
+    return $pid;
+}
 
+sub redis_stop {
+    my $pid = redis_pid() or return;
+
+    kill 'CONT', $pid;
     kill 'TERM', $pid;
     for (1 .. 100) {
         last unless kill 0, $pid;
@@ -86,6 +100,8 @@ sub redis_stop {
     }
     unlink $pidfile;
 }
+
+my $password;
 
 # one command, one reply: a string, an integer, undef (nil) or an array ref
 sub redis {
@@ -98,6 +114,11 @@ sub redis_db {
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
         or die "cannot connect to redis on port $port: $!";
 
+    if (defined $password) {
+        send_command($s, 'AUTH', $password);
+        read_reply($s);
+    }
+
     if ($db) {
         send_command($s, 'SELECT', $db);
         read_reply($s);
@@ -108,6 +129,99 @@ sub redis_db {
     my $reply = read_reply($s);
     close $s;
     return $reply;
+}
+
+# the password the helpers send from now on (undef: none)
+sub redis_auth {
+    $password = shift;
+}
+
+# every client of Redis stalls for $ms (CLIENT PAUSE ... ALL; Redis 7.0
+# pauses even CLIENT UNPAUSE, so a pause always lasts its time)
+sub redis_pause {
+    my ($ms) = @_;
+    return redis('CLIENT', 'PAUSE', $ms, 'ALL');
+}
+
+# Redis hangs (SIGSTOP) until redis_thaw() (SIGCONT): connections are
+# accepted by the kernel, nothing is answered
+sub redis_freeze {
+    kill 'STOP', redis_pid();
+}
+
+sub redis_thaw {
+    kill 'CONT', redis_pid();
+}
+
+# one field of INFO, e.g. total_connections_received
+sub redis_stat {
+    my ($field) = @_;
+    my ($value) = redis('INFO', 'everything') =~ /^\Q$field\E:([^\r\n]*)/m;
+    return $value;
+}
+
+# the nginx under test: its error log (our runner, or upstream Test::Nginx)
+sub nginx_file {
+    my ($name) = @_;
+    no warnings 'once';
+    my $root = $ENV{TEST_NGINX_SERVER_ROOT} // $Test::Nginx::Util::ServRoot;
+    return "$root/$name";
+}
+
+# waits up to $secs until a line of the nginx error log matches $re
+sub wait_error_log {
+    my ($re, $secs) = @_;
+    my $file = nginx_file('logs/error.log');
+
+    for (1 .. ($secs // 5) * 50) {
+        if (open my $fh, '<', $file) {
+            while (my $line = <$fh>) {
+                return 1 if $line =~ $re;
+            }
+            close $fh;
+        }
+        sleep 0.02;
+    }
+
+    return 0;
+}
+
+# a POST to the nginx under test, in the background (curl), so that the
+# test goes on while it waits; its answer is read by background_result()
+sub post_background {
+    my ($name, $uri, $body) = @_;
+    my $out = nginx_file("bg-$name");
+    my $url = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}$uri";
+
+    unlink "$out.status", "$out.body";
+
+    open my $fh, '>', "$out.request" or die "$out.request: $!";
+    print {$fh} $body;
+    close $fh;
+
+    system("curl -s -m 30 -o '$out.body' -w '%{http_code}' "
+           . "--data-binary '\@$out.request' '$url' > '$out.status.tmp' "
+           . "&& mv '$out.status.tmp' '$out.status' &") == 0
+        or die "cannot run curl";
+}
+
+# (status, body) of a background request, once it ended (up to $secs)
+sub background_result {
+    my ($name, $secs) = @_;
+    my $out = nginx_file("bg-$name");
+
+    for (1 .. ($secs // 30) * 50) {
+        if (-e "$out.status") {
+            open my $st, '<', "$out.status" or die "$out.status: $!";
+            my $status = <$st>;
+            open my $b, '<', "$out.body" or return ($status, '');
+            local $/;
+            return ($status, scalar <$b> // '');
+        }
+        sleep 0.02;
+    }
+
+    return (undef, undef);
 }
 
 sub send_command {
