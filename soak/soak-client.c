@@ -13,13 +13,16 @@
  * client breaks off.  So a request is the same whatever the timing, and
  * `soak-client -s SEED -1 RID -v` sends exactly that one again.
  *
- * The mix, in percent (kind_weight[]): pass 20, block 14, clf-error 15,
+ * The mix, in percent (kind_weight[]): pass 18, block 13, clf-error 14,
  * clf-hang 8, fields 8, nostream 5, bigbody 3 (20-120 KB: a temp file),
  * trickle 3 (2-8 pieces 5-50 ms apart), gen-cut 2, over-cl 2 and
  * over-chunked 2 (129-400 KB against client_max_body_size 128k),
  * bad-input 5, method 1, disc-upload 3, disc-decision 4 (classifiers of
  * 0.2-0.8 s, the client gone after 0-0.7 s), disc-stream 5 (20-40 events
- * 10-30 ms apart, the client gone anywhere in the stream).  Within a
+ * 10-30 ms apart, the client gone anywhere in the stream), huge-array 2
+ * (2000-7000 tool messages before the user turn, or as many numbers:
+ * 400), slow-keepalive 2 (a 1.1-1.4 s decision past the location's 1 s
+ * lingering_timeout, the connection kept for the next request).  Within a
  * kind each classifier is negative 65%, positive 17%, failing 18% (one of
  * 12 faults) and answers in 0-80 ms; 55% go to the main location, 23% to
  * the tight one, 22% to the sequential one; half carry a Redis session,
@@ -101,18 +104,19 @@
 enum {
     K_PASS, K_BLOCK, K_ERROR, K_HANG, K_FIELDS, K_NOSTREAM, K_BIGBODY,
     K_TRICKLE, K_GENCUT, K_OVER_CL, K_OVER_CHUNKED, K_BAD, K_METHOD,
-    K_DISC_UPLOAD, K_DISC_DECISION, K_DISC_STREAM, K_N
+    K_DISC_UPLOAD, K_DISC_DECISION, K_DISC_STREAM, K_HUGE, K_SLOW_KA, K_N
 };
 
 static const char *kind_name[K_N] = {
     "pass", "block", "clf-error", "clf-hang", "fields", "nostream",
     "bigbody", "trickle", "gen-cut", "over-cl", "over-chunked", "bad-input",
-    "method", "disc-upload", "disc-decision", "disc-stream"
+    "method", "disc-upload", "disc-decision", "disc-stream", "huge-array",
+    "slow-keepalive"
 };
 
 /* percent of requests */
 static const int kind_weight[K_N] = {
-    20, 14, 15, 8, 8, 5, 3, 3, 2, 2, 2, 5, 1, 3, 4, 5
+    18, 13, 14, 8, 8, 5, 3, 3, 2, 2, 2, 5, 1, 3, 4, 5, 2, 2
 };
 
 /* classifiers, in priority order; s is the shadow (main location only) */
@@ -129,9 +133,9 @@ static const char *err_modes[] = {
 };
 #define N_ERR_MODES  (sizeof(err_modes) / sizeof(err_modes[0]))
 
-enum { L_MAIN, L_TIGHT, L_SEQ, L_FIELDS, L_N };
+enum { L_MAIN, L_TIGHT, L_SEQ, L_FIELDS, L_SLOW, L_N };
 static const char *loc_path[L_N] = {
-    "/v1/chat/completions", "/v1/tight", "/v1/seq", "/v1/fields"
+    "/v1/chat/completions", "/v1/tight", "/v1/seq", "/v1/fields", "/v1/slow"
 };
 
 /* what the answer must be */
@@ -362,8 +366,12 @@ beh_args(plan_t *pl, int c, rng_t *r, int slow, char *out, size_t size)
     const char  *pos[] = { "yes", "Yes.", "TRUE", "true" };
 
     /* normal classifiers answer in 0-80 ms, far inside every deadline
-     * (the tightest is 1 s); "slow" ones (disc-decision) in 0.2-0.8 s */
-    delay = slow ? rint_(r, 200, 800) / 1000.0 : rint_(r, 0, 80) / 1000.0;
+     * (the tightest is 1 s); "slow" ones (disc-decision) in 0.2-0.8 s;
+     * "slower" ones (slow-keepalive) in 1.1-1.4 s, past the slow
+     * location's 1 s lingering_timeout and inside a's 1.5 s timeout */
+    delay = slow == 2 ? rint_(r, 1100, 1400) / 1000.0
+            : slow ? rint_(r, 200, 800) / 1000.0
+            : rint_(r, 0, 80) / 1000.0;
 
     switch (pl->beh[c]) {
     case B_NEG:
@@ -407,7 +415,7 @@ make_plan(plan_t *pl, long rid)
 {
     int      i, x, acc, bad = 0, openai, stream, chunked = 0;
     int      accept = 0, method_get = 0, history, slow = 0, gen_reset = 0;
-    int      gap_ms = 0, bad_session = 0;
+    int      gap_ms = 0, bad_session = 0, huge = 0, zeros = 0;
     size_t   pad = 0;
     char     args[C_N][96], gen[96], query[256];
     sb_t     body = { 0 }, head = { 0 };
@@ -504,6 +512,20 @@ make_plan(plan_t *pl, long rid)
         gap_ms = rint_(&r, 10, 30);
         pl->abort_at = A_STREAM;
         break;
+    case K_HUGE:
+        /* thousands of array elements before the user turn: tool
+         * messages (a normal answer), or numbers (no role: 400); a parser
+         * that walks the list from its head each time stalls the worker */
+        if (pl->loc == L_SEQ) pl->loc = L_MAIN;
+        huge = rint_(&r, 2000, 7000);
+        zeros = chance(&r, 30);
+        break;
+    case K_SLOW_KA:
+        /* a decision slower than the location's lingering_timeout, then
+         * the next request on the same connection */
+        pl->loc = L_SLOW;
+        pl->beh[C_A] = B_NEG;
+        break;
     }
 
     if (pl->kind == K_TRICKLE && chance(&r, 30)) {
@@ -514,14 +536,16 @@ make_plan(plan_t *pl, long rid)
     stream = (pl->kind != K_NOSTREAM) ? !chance(&r, 10) : 0;
     history = openai && chance(&r, 20);
     pl->session = chance(&r, 50);
-    pl->keepalive = chance(&r, 60);
+    pl->keepalive = pl->kind == K_SLOW_KA || chance(&r, 60);
     pl->abort_rst = chance(&r, 50);
     snprintf(pl->model, sizeof(pl->model), "soak-m%d", rint_(&r, 0, 6));
 
     if (pl->loc != L_MAIN) pl->beh[C_S] = B_NEG;    /* not used there */
 
     for (i = 0; i < C_N; i++) {
-        beh_args(pl, i, &r, slow && i != C_S, args[i], sizeof(args[i]));
+        beh_args(pl, i, &r,
+                 pl->kind == K_SLOW_KA && i == C_A ? 2 : slow && i != C_S,
+                 args[i], sizeof(args[i]));
     }
 
     snprintf(gen, sizeof(gen), "chunks=%d&gap=%.3f%s", pl->gen_chunks,
@@ -568,6 +592,9 @@ make_plan(plan_t *pl, long rid)
     } else if (openai) {
         sb_printf(&body, "{\"model\":\"%s\",%s\"messages\":[", pl->model,
                   stream ? "\"stream\":true," : "");
+        for (i = 0; i < huge; i++) {
+            sb_printf(&body, zeros ? "0," : "{\"role\":\"tool\"},");
+        }
         sb_printf(&body, "{\"role\":\"system\",\"content\":\"You are the "
                   "soak test.\"},");
         if (history) {
@@ -658,7 +685,7 @@ make_plan(plan_t *pl, long rid)
 
     /* the expected answer */
 
-    if (bad) {
+    if (bad || (huge && zeros)) {
         pl->expect = X_ERR;
         pl->status = 400;
     } else if (method_get) {
