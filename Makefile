@@ -24,8 +24,10 @@ SOURCES    := config ngx_http_classify_module.c $(wildcard src/*.c src/*.h)
 CFLAGS_EXTRA ?= -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror
 
 # Debian packages each target needs
-DEB_BUILD  := gcc make nginx nginx-dev libhiredis-dev libcjson-dev
-DEB_TEST   := $(DEB_BUILD) perl libtest-base-perl libtest-longstring-perl \
+DEB_BUILD  := gcc make nginx nginx-dev libhiredis-dev
+# cJSON: only the test tools' (fuzz oracle, soak client), not the module's
+DEB_TEST   := $(DEB_BUILD) libcjson-dev perl libtest-base-perl \
+              libtest-longstring-perl \
               libtext-diff-perl redis-server libnginx-mod-http-lua \
               libnginx-mod-http-echo libnginx-mod-http-perl curl
 
@@ -147,8 +149,8 @@ check-asan: deps-check
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= input answer reply
-FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c verdict.c \
-                reply.c)
+FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c jsonr.c \
+                verdict.c reply.c)
 FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
                 event/modules os/unix http http/modules http/v2) \
                 -I $(BUILD)/objs -I src -I fuzz
@@ -157,7 +159,7 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
                 -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter
 
 fuzz-build: build
-	$(call apt_ensure,clang)
+	$(call apt_ensure,clang libcjson-dev)
 	@mkdir -p $(FUZZ_DIR)
 	@for t in $(FUZZ_TARGETS); do \
 	    echo "clang fuzz/fuzz_$$t.c -> $(FUZZ_DIR)/fuzz_$$t"; \

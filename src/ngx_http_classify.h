@@ -299,6 +299,8 @@ ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
 ngx_int_t ngx_http_classify_resolve(ngx_http_classify_call_t *calls,
     ngx_uint_t n, ngx_uint_t resolve, ngx_int_t first_positive);
 ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
+ngx_int_t ngx_http_classify_openai_content(u_char *data, size_t len,
+    ngx_uint_t chunk, ngx_str_t *raw, const char **cause);
 
 /* input (pure) */
 ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,
