@@ -294,6 +294,16 @@ ngx_fuzz_reference(ngx_http_classify_loc_conf_t *clcf, u_char *body,
         return err;
     }
 
+    /*
+     * a byte order mark is ignored (RFC 8259 8.1), here rather than by
+     * cJSON, which refuses one before a number that ends the text
+     */
+
+    if (len >= 3 && ngx_strncmp(body, "\xef\xbb\xbf", 3) == 0) {
+        body += 3;
+        len -= 3;
+    }
+
     root = cJSON_ParseWithLengthOpts((const char *) body, len, &end, 0);
 
     if (root == NULL) {
