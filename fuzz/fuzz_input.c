@@ -296,12 +296,18 @@ ngx_fuzz_reference(ngx_http_classify_loc_conf_t *clcf, u_char *body,
 
     /*
      * a byte order mark is ignored (RFC 8259 8.1), here rather than by
-     * cJSON, which refuses one before a number that ends the text
+     * cJSON, which refuses one before a number that ends the text and
+     * skips one more after it
      */
 
     if (len >= 3 && ngx_strncmp(body, "\xef\xbb\xbf", 3) == 0) {
         body += 3;
         len -= 3;
+
+        if (len >= 3 && ngx_strncmp(body, "\xef\xbb\xbf", 3) == 0) {
+            /* cJSON would skip a second one */
+            return ngx_fuzz_ref_lenient;
+        }
     }
 
     root = cJSON_ParseWithLengthOpts((const char *) body, len, &end, 0);
