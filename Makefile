@@ -9,6 +9,7 @@
 #   make mock       the mock LLM backend (build/bin/mock-llm, t/mock/)
 #   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
+#   make fuzz-long  ... 10 M inputs each; make fuzz-cost: the parser's cost
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
 #                   connections, faults and Redis restarts (soak/run)
 #   make deb        the Debian package libnginx-mod-http-classify
@@ -30,15 +31,17 @@ CFLAGS_EXTRA ?= -g -O2 -Wall -Wextra -Wno-unused-parameter -Werror
 
 # The Debian packages, once, by purpose; each target installs the lists it
 # needs (apt_ensure), make deps all of them
-DEB_BUILD    := gcc make nginx nginx-dev libhiredis-dev libcjson-dev
-DEB_TEST     := perl libtest-base-perl libtest-longstring-perl \
+DEB_BUILD    := gcc make nginx nginx-dev libhiredis-dev
+# cJSON: only the test tools' (the fuzzers' oracle, the soak client), not
+# the module's
+DEB_TEST     := libcjson-dev perl libtest-base-perl libtest-longstring-perl \
                 libtext-diff-perl redis-server libnginx-mod-http-echo \
                 libnginx-mod-http-perl curl
 # only where there is no npm yet: a nodejs that is not Debian's ships its
 # own npm, and Debian's npm package conflicts with it
 DEB_SDK      := nodejs npm
 DEB_CHECK    := valgrind
-DEB_FUZZ     := clang
+DEB_FUZZ     := clang libcjson-dev
 DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox
 DEB_PACKAGE  := debhelper dpkg-dev
 # what OpenResty's Test::Nginx needs beyond DEB_TEST (make test-upstream)
@@ -232,14 +235,26 @@ check-asan: deps-check mock sdk
 
 # make fuzz: libFuzzer (clang) on the pure parts: the request-body parser,
 # the classifier-answer parser and priority resolution, the reply renderer.
-# Each target starts from its seed corpus in fuzz/corpus/ and runs for
-# FUZZ_SECONDS (default 60); new inputs go to build/fuzz/corpus/, a crash
-# to build/fuzz/crash-* and fails the target.  FUZZ_TARGETS picks some.
+# Each target first runs once on each large body of build/fuzz/seeds/ (for
+# fuzz_input those of fuzz/cost_input.c), then fuzzes from its seed corpus
+# in fuzz/corpus/ for FUZZ_SECONDS (default 60), or FUZZ_RUNS inputs when
+# set, on inputs up to FUZZ_MAX_LEN (1 MiB); every input within
+# FUZZ_TIMEOUT seconds and, inside the target, within a linear CPU-time
+# budget (fuzz/ngx_fuzz.h).
+# New inputs go to build/fuzz/corpus/, a crash to build/fuzz/crash-* and
+# fails the target.  FUZZ_TARGETS picks some.
+# make fuzz-long: 10 M inputs per target (FUZZ_LONG_RUNS).
+# make fuzz-cost: CPU time and allocation of the body parser on the large
+# bodies, built without sanitizers.
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?=
+FUZZ_LONG_RUNS ?= 10000000
+FUZZ_MAX_LEN ?= 1048576
+FUZZ_TIMEOUT ?= 2
 FUZZ_TARGETS ?= input answer reply
-FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c verdict.c \
-                reply.c)
+FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c jsonr.c \
+                verdict.c reply.c)
 FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
                 event/modules os/unix http http/modules http/v2) \
                 -I $(BUILD)/objs -I src -I fuzz
@@ -247,6 +262,10 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Wall -Wextra \
                 -Wno-unused-parameter -Werror
+FUZZ_LIMIT    = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS), \
+                    -max_total_time=$(FUZZ_SECONDS))
+
+.PHONY: fuzz-long fuzz-cost
 
 # one libFuzzer binary per target, rebuilt when a source or a header any of
 # its files includes changes (clang -MM, every file's rule in the .d)
@@ -255,29 +274,54 @@ $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/ngx_fuzz_shim.c $(FUZZ_PURE) $(MODULE)
 	clang $(FUZZ_INCS) -MM -MP -MT $@ $(filter %.c,$^) > $@.d
 	clang $(FUZZ_CFLAGS) $(FUZZ_INCS) -o $@ $(filter %.c,$^) -lcjson
 
+# the body parser's cost on the large bodies, without sanitizers
+$(FUZZ_DIR)/cost_input: fuzz/cost_input.c fuzz/ngx_fuzz_shim.c $(FUZZ_PURE) \
+        $(MODULE)
+	@mkdir -p $(FUZZ_DIR)
+	gcc $(FUZZ_INCS) -MM -MP -MT $@ $(filter %.c,$^) > $@.d
+	gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror $(FUZZ_INCS) \
+	    -o $@ $(filter %.c,$^)
+
 -include $(wildcard $(FUZZ_DIR)/*.d)
 
 fuzz-build: build
 	$(call apt_ensure,$(DEB_FUZZ))
-	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS)) \
+	    $(FUZZ_DIR)/cost_input
+	@rm -rf $(FUZZ_DIR)/seeds && mkdir -p $(FUZZ_DIR)/seeds/input
+	$(FUZZ_DIR)/cost_input --seeds $(FUZZ_DIR)/seeds/input
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t; \
+	    if ls $(FUZZ_DIR)/seeds/$$t/* >/dev/null 2>&1; then \
+	        echo "fuzz_$$t: the large bodies of build/fuzz/seeds/$$t, once each"; \
+	        $(FUZZ_DIR)/fuzz_$$t -timeout=$(FUZZ_TIMEOUT) \
+	            -rss_limit_mb=2048 $(FUZZ_DIR)/seeds/$$t/* \
+	            > $(FUZZ_DIR)/seeds_$$t.log 2>&1 \
+	        || { tail -40 $(FUZZ_DIR)/seeds_$$t.log; exit 1; }; \
+	    fi; \
 	    dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
-	    echo "fuzz_$$t: $(FUZZ_SECONDS) s from fuzz/corpus/$$t"; \
+	    echo "fuzz_$$t: $(FUZZ_LIMIT) from fuzz/corpus/$$t"; \
 	    UBSAN_OPTIONS=print_stacktrace=1 \
-	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-	        -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    $(FUZZ_DIR)/fuzz_$$t $(FUZZ_LIMIT) \
+	        -max_len=$(FUZZ_MAX_LEN) -timeout=$(FUZZ_TIMEOUT) \
+	        -rss_limit_mb=2048 -print_final_stats=1 \
 	        -artifact_prefix=$(FUZZ_DIR)/crash-$$t- $$dict \
 	        $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t \
 	        > $(FUZZ_DIR)/fuzz_$$t.log 2>&1 \
 	    || { tail -60 $(FUZZ_DIR)/fuzz_$$t.log; \
 	         echo "fuzz_$$t: FAILED, the input is in $(FUZZ_DIR)/crash-$$t-*"; \
 	         exit 1; }; \
-	    grep -E '^Done' $(FUZZ_DIR)/fuzz_$$t.log \
-	        | sed "s/^/fuzz_$$t: /"; \
+	    grep -E '^Done|stat::number_of_executed_units|stat::slowest_unit_time_sec' \
+	        $(FUZZ_DIR)/fuzz_$$t.log | sed "s/^/fuzz_$$t: /"; \
 	done
+
+fuzz-long:
+	$(MAKE) --no-print-directory fuzz FUZZ_RUNS=$(FUZZ_LONG_RUNS)
+
+fuzz-cost: fuzz-build
+	$(FUZZ_DIR)/cost_input all
 
 # make deb: libnginx-mod-http-classify, built with Debian's own nginx
 # module tooling (dh --with nginx, from nginx-dev); make deb-check installs

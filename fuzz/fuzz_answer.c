@@ -7,7 +7,8 @@
  * classify_resolve priority or first), then up to four answers separated
  * by "\n--\n"; an answer starting with "\x01" stays pending.  Checked,
  * beyond the sanitizers:
- *   - every answer gets a verdict, and an error always has a cause;
+ *   - every answer gets a verdict, and an error always has a cause, within
+ *     NGX_FUZZ_BUDGET() of CPU time for its size (ngx_fuzz_timed());
  *   - a positive openai answer does say one of the "positive" words, a
  *     negative one has a letter or digit;
  *   - a decision taken while classifiers are pending is the decision the
@@ -95,12 +96,72 @@ ngx_fuzz_settle(ngx_http_classify_call_t *call, ngx_uint_t v)
 }
 
 
+/*
+ * Resolution: a decision taken while classifiers are pending is the one
+ * the complete verdicts give, whatever the pending ones answer.
+ */
+
+static void
+ngx_fuzz_check_resolution(ngx_http_classify_call_t *calls, ngx_uint_t n,
+    ngx_uint_t resolve)
+{
+    ngx_int_t   d, all_neg, all_pos;
+    ngx_uint_t  i, v, pending[NGX_FUZZ_CALLS];
+
+    /* the first positive to arrive, for "classify_resolve first" */
+
+    d = -1;
+
+    for (i = 0; i < n; i++) {
+        if (d == -1 && calls[i].state != NGX_HTTP_CLASSIFY_CALL_RUNNING
+            && ngx_http_classify_effective(&calls[i])
+               == NGX_HTTP_CLASSIFY_POSITIVE)
+        {
+            d = i;
+        }
+    }
+
+    d = ngx_http_classify_resolve(calls, n, resolve, d);
+
+    if (d == NGX_HTTP_CLASSIFY_UNDECIDED) {
+        return;
+    }
+
+    /* decided early: the pending ones answering either way change nothing */
+
+    for (i = 0; i < n; i++) {
+        pending[i] = (calls[i].state == NGX_HTTP_CLASSIFY_CALL_RUNNING);
+    }
+
+    for (v = NGX_HTTP_CLASSIFY_NEGATIVE; v <= NGX_HTTP_CLASSIFY_POSITIVE; v++)
+    {
+        for (i = 0; i < n; i++) {
+            if (pending[i]) {
+                ngx_fuzz_settle(&calls[i], v);
+            }
+        }
+
+        if (resolve == NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY) {
+            all_neg = ngx_http_classify_resolve(calls, n, resolve, -1);
+            ngx_fuzz_assert(all_neg == d,
+                            "an early decision the complete verdicts change");
+
+        } else {
+            all_pos = (d >= 0) ? d : -1;
+            ngx_fuzz_assert(ngx_http_classify_resolve(calls, n, resolve,
+                                                      all_pos) == d,
+                            "an early decision the complete verdicts change");
+        }
+    }
+
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                          settings;
-    ngx_int_t                        d, all_neg, all_pos;
-    ngx_uint_t                       i, n, v, resolve, pending[NGX_FUZZ_CALLS];
+    u_char                           settings;
+    ngx_uint_t                       n, v, resolve;
     ngx_str_t                        answer, content, positive[2];
     ngx_array_t                      words;
     const char                      *cause;
@@ -140,9 +201,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
 
-        cause = NULL;
-        v = ngx_http_classify_parse_answer(&cl[n], answer.data, answer.len,
-                                           &cause);
+        ngx_fuzz_timed(answer.len,
+                       cause = NULL;
+                       v = ngx_http_classify_parse_answer(&cl[n], answer.data,
+                                                          answer.len, &cause),
+                       "parse_answer");
 
         ngx_fuzz_assert(v == NGX_HTTP_CLASSIFY_NEGATIVE
                         || v == NGX_HTTP_CLASSIFY_POSITIVE
@@ -169,57 +232,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_fuzz_settle(&calls[n], v);
     }
 
-    if (n == 0) {
-        goto done;
+    if (n) {
+        ngx_fuzz_check_resolution(calls, n, resolve);
     }
-
-    /* the first positive to arrive, for "classify_resolve first" */
-
-    d = -1;
-
-    for (i = 0; i < n; i++) {
-        if (d == -1 && calls[i].state != NGX_HTTP_CLASSIFY_CALL_RUNNING
-            && ngx_http_classify_effective(&calls[i])
-               == NGX_HTTP_CLASSIFY_POSITIVE)
-        {
-            d = i;
-        }
-    }
-
-    d = ngx_http_classify_resolve(calls, n, resolve, d);
-
-    if (d == NGX_HTTP_CLASSIFY_UNDECIDED) {
-        goto done;
-    }
-
-    /* decided early: the pending ones answering either way change nothing */
-
-    for (i = 0; i < n; i++) {
-        pending[i] = (calls[i].state == NGX_HTTP_CLASSIFY_CALL_RUNNING);
-    }
-
-    for (v = NGX_HTTP_CLASSIFY_NEGATIVE; v <= NGX_HTTP_CLASSIFY_POSITIVE; v++)
-    {
-        for (i = 0; i < n; i++) {
-            if (pending[i]) {
-                ngx_fuzz_settle(&calls[i], v);
-            }
-        }
-
-        if (resolve == NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY) {
-            all_neg = ngx_http_classify_resolve(calls, n, resolve, -1);
-            ngx_fuzz_assert(all_neg == d,
-                            "an early decision the complete verdicts change");
-
-        } else {
-            all_pos = (d >= 0) ? d : -1;
-            ngx_fuzz_assert(ngx_http_classify_resolve(calls, n, resolve,
-                                                      all_pos) == d,
-                            "an early decision the complete verdicts change");
-        }
-    }
-
-done:
 
     ngx_fuzz_pool_reset();
 

@@ -8,7 +8,8 @@
  * client's model, its Accept header and the classifier's name, separated
  * by "\n--\n".  Checked, beyond the sanitizers:
  *   - the format chosen is a real one and follows classify_reply_format
- *     when it is set;
+ *     when it is set; rendering takes no more than NGX_FUZZ_BUDGET() of
+ *     CPU time for the input's size (ngx_fuzz_timed());
  *   - openai: one chat.completion whose content is the reply, or
  *     chat.completion.chunk events whose deltas put the reply together,
  *     the last with finish_reason "stop", then "data: [DONE]";
@@ -189,14 +190,101 @@ ngx_fuzz_check_sse(ngx_str_t *body, ngx_str_t *reply)
 }
 
 
+/* the body rendered: the reply, in the format chosen */
+
+static void
+ngx_fuzz_check_body(ngx_uint_t format, ngx_uint_t stream, ngx_str_t *body,
+    ngx_http_classify_input_t *input, ngx_http_classify_classifier_t *cl)
+{
+    cJSON       *root, *item;
+    ngx_str_t    model;
+    ngx_uint_t   nul;
+
+    model = input->model;
+    if (model.len == 0) {
+        ngx_str_set(&model, "classify");
+    }
+
+    nul = memchr(cl->reply.data, '\0', cl->reply.len) != NULL
+          || memchr(model.data, '\0', model.len) != NULL
+          || memchr(cl->name.data, '\0', cl->name.len) != NULL;
+
+    switch (format) {
+
+    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
+
+        ngx_fuzz_assert(stream == input->stream, "openai: streams wrongly");
+
+        if (nul) {
+            break;
+        }
+
+        if (stream) {
+            ngx_fuzz_check_chunks(body, &cl->reply, &model);
+            break;
+        }
+
+        root = cJSON_ParseWithLength((const char *) body->data, body->len);
+        ngx_fuzz_assert(root != NULL, "openai: not JSON");
+
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "model"),
+                                      &model),
+                        "openai: the model changed");
+
+        item = ngx_fuzz_get(cJSON_GetArrayItem(
+                   ngx_fuzz_get(root, "choices"), 0), "message");
+
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(item, "content"),
+                                      &cl->reply),
+                        "openai: the content is not the reply");
+
+        cJSON_Delete(root);
+        break;
+
+    case NGX_HTTP_CLASSIFY_REPLY_SSE:
+
+        ngx_fuzz_assert(stream, "sse: does not stream");
+        ngx_fuzz_check_sse(body, &cl->reply);
+        break;
+
+    case NGX_HTTP_CLASSIFY_REPLY_JSON:
+
+        if (nul) {
+            break;
+        }
+
+        root = cJSON_ParseWithLength((const char *) body->data, body->len);
+        ngx_fuzz_assert(root != NULL, "json: not JSON");
+
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "verdict"),
+                                      &cl->name),
+                        "json: the verdict is not the classifier's name");
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "reply"),
+                                      &cl->reply),
+                        "json: the reply changed");
+
+        cJSON_Delete(root);
+        break;
+
+    default: /* NGX_HTTP_CLASSIFY_REPLY_TEXT */
+
+        ngx_fuzz_assert(body->len == cl->reply.len
+                        && (body->len == 0
+                            || memcmp(body->data, cl->reply.data, body->len)
+                               == 0),
+                        "text: the body is not the reply");
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                          settings, clock;
+    u_char                           settings, clock;
     time_t                           now;
-    cJSON                           *root, *item;
-    ngx_str_t                        accept, id, content_type, body, model;
-    ngx_uint_t                       conf, format, stream, nul;
+    ngx_str_t                        accept, id, content_type, body;
+    ngx_int_t                        rc;
+    ngx_uint_t                       conf, format, stream;
     ngx_fuzz_input_t                 in;
     ngx_http_classify_input_t        input;
     ngx_http_classify_classifier_t   cl;
@@ -234,87 +322,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_assert(conf == NGX_HTTP_CLASSIFY_REPLY_AUTO || format == conf,
                     "classify_reply_format not followed");
 
-    ngx_fuzz_assert(ngx_http_classify_render_reply(NULL, format, &cl, &input,
-                                                   &id, now, &content_type,
-                                                   &body, &stream)
-                    == NGX_OK, "render_reply failed");
+    ngx_fuzz_timed(size,
+                   rc = ngx_http_classify_render_reply(NULL, format, &cl,
+                                                       &input, &id, now,
+                                                       &content_type, &body,
+                                                       &stream),
+                   "render_reply");
+
+    ngx_fuzz_assert(rc == NGX_OK, "render_reply failed");
 
     ngx_fuzz_assert(content_type.len > 0, "no content type");
 
-    model = input.model;
-    if (model.len == 0) {
-        ngx_str_set(&model, "classify");
-    }
-
-    nul = memchr(cl.reply.data, '\0', cl.reply.len) != NULL
-          || memchr(model.data, '\0', model.len) != NULL
-          || memchr(cl.name.data, '\0', cl.name.len) != NULL;
-
-    switch (format) {
-
-    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
-
-        ngx_fuzz_assert(stream == input.stream, "openai: streams wrongly");
-
-        if (nul) {
-            break;
-        }
-
-        if (stream) {
-            ngx_fuzz_check_chunks(&body, &cl.reply, &model);
-            break;
-        }
-
-        root = cJSON_ParseWithLength((const char *) body.data, body.len);
-        ngx_fuzz_assert(root != NULL, "openai: not JSON");
-
-        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "model"),
-                                      &model),
-                        "openai: the model changed");
-
-        item = ngx_fuzz_get(cJSON_GetArrayItem(
-                   ngx_fuzz_get(root, "choices"), 0), "message");
-
-        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(item, "content"),
-                                      &cl.reply),
-                        "openai: the content is not the reply");
-
-        cJSON_Delete(root);
-        break;
-
-    case NGX_HTTP_CLASSIFY_REPLY_SSE:
-
-        ngx_fuzz_assert(stream, "sse: does not stream");
-        ngx_fuzz_check_sse(&body, &cl.reply);
-        break;
-
-    case NGX_HTTP_CLASSIFY_REPLY_JSON:
-
-        if (nul) {
-            break;
-        }
-
-        root = cJSON_ParseWithLength((const char *) body.data, body.len);
-        ngx_fuzz_assert(root != NULL, "json: not JSON");
-
-        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "verdict"),
-                                      &cl.name),
-                        "json: the verdict is not the classifier's name");
-        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "reply"),
-                                      &cl.reply),
-                        "json: the reply changed");
-
-        cJSON_Delete(root);
-        break;
-
-    default: /* NGX_HTTP_CLASSIFY_REPLY_TEXT */
-
-        ngx_fuzz_assert(body.len == cl.reply.len
-                        && (body.len == 0
-                            || memcmp(body.data, cl.reply.data, body.len)
-                               == 0),
-                        "text: the body is not the reply");
-    }
+    ngx_fuzz_check_body(format, stream, &body, &input, &cl);
 
     ngx_fuzz_pool_reset();
 

@@ -11,9 +11,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include <time.h>
+
 
 /* frees every block ngx_palloc() gave out since the last reset */
 void ngx_fuzz_pool_reset(void);
+/* the bytes ngx_palloc() gave out since the last reset */
+size_t ngx_fuzz_pool_bytes(void);
 
 
 /* a property of the module's output does not hold: report and crash */
@@ -22,6 +26,51 @@ void ngx_fuzz_pool_reset(void);
         fprintf(stderr, "fuzz: %s:%d: %s\n", __FILE__, __LINE__, what);       \
         abort();                                                              \
     }
+
+
+/*
+ * The CPU time one call of a pure function may take for an input of n
+ * bytes: linear, with room for the sanitizers and a loaded machine (the
+ * reader costs some 30 ns a byte under ASan); anything worse than linear
+ * blows it on a large enough input.
+ */
+#define NGX_FUZZ_BUDGET(n)  (20000000 + (uint64_t) (n) * 500)
+
+
+static ngx_inline uint64_t
+ngx_fuzz_cpu_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+
+/*
+ * Runs "call" (a statement that may run twice) and asserts it took no more
+ * than NGX_FUZZ_BUDGET() for n bytes of input; a second run forgives one
+ * slow first one (noise), a blow-up is slow both times.
+ */
+#define ngx_fuzz_timed(n, call, what)                                         \
+    do {                                                                      \
+        uint64_t    ngx_fuzz_start, ngx_fuzz_took;                            \
+        ngx_uint_t  ngx_fuzz_try;                                             \
+                                                                              \
+        for (ngx_fuzz_try = 0; /* void */; ngx_fuzz_try++) {                 \
+            ngx_fuzz_start = ngx_fuzz_cpu_ns();                               \
+            call;                                                             \
+            ngx_fuzz_took = ngx_fuzz_cpu_ns() - ngx_fuzz_start;               \
+                                                                              \
+            if (ngx_fuzz_took <= NGX_FUZZ_BUDGET(n) || ngx_fuzz_try) {       \
+                break;                                                        \
+            }                                                                 \
+        }                                                                     \
+                                                                              \
+        ngx_fuzz_assert(ngx_fuzz_took <= NGX_FUZZ_BUDGET(n),                  \
+                        what " took more than linear time");                  \
+    } while (0)
 
 
 /* as the module looks keys up: case-sensitively */

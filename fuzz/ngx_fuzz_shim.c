@@ -12,7 +12,8 @@
  *   - the pool gives every allocation its own malloc() block, so that
  *     AddressSanitizer sees an overrun of a single buffer (a real pool
  *     would hide it inside a larger block); ngx_fuzz_pool_reset() frees
- *     them all after each input;
+ *     them all after each input, and ngx_fuzz_pool_bytes() says how many
+ *     bytes were asked for since (a pool never frees, so that is its peak);
  *   - ngx_sprintf() knows %V, %T, %ui, %i, %uz, %s and %d, and aborts on
  *     anything else, so that a new format in the module fails loudly here
  *     instead of being printed wrongly;
@@ -39,6 +40,7 @@ struct ngx_fuzz_block_s {
 
 
 static ngx_fuzz_block_t  *ngx_fuzz_blocks;
+static size_t             ngx_fuzz_bytes;
 
 
 void
@@ -52,6 +54,14 @@ ngx_fuzz_pool_reset(void)
     }
 
     ngx_fuzz_blocks = NULL;
+    ngx_fuzz_bytes = 0;
+}
+
+
+size_t
+ngx_fuzz_pool_bytes(void)
+{
+    return ngx_fuzz_bytes;
 }
 
 
@@ -67,6 +77,7 @@ ngx_palloc(ngx_pool_t *pool, size_t size)
 
     b->next = ngx_fuzz_blocks;
     ngx_fuzz_blocks = b;
+    ngx_fuzz_bytes += size;
 
     return b->data;
 }

@@ -346,6 +346,8 @@ const char *ngx_http_classify_on_error_name(
     ngx_http_classify_classifier_t *cl);
 
 extern ngx_str_t  ngx_http_classify_outcome_names[];
+ngx_int_t ngx_http_classify_openai_content(u_char *data, size_t len,
+    ngx_uint_t chunk, ngx_str_t *raw, const char **cause);
 
 /* input (pure) */
 ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,

@@ -15,8 +15,7 @@
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_redis.h"
-
-#include <cjson/cJSON.h>
+#include "ngx_http_classify_jsonr.h"
 
 
 #define NGX_HTTP_CLASSIFY_CAPTURE_MAX  (256 * 1024)
@@ -268,16 +267,20 @@ ngx_http_classify_capture_done(ngx_http_request_t *r,
 }
 
 
-/* the assistant's text of an SSE stream or of one chat.completion */
+/*
+ * The assistant's text of an SSE stream or of one chat.completion.  Each
+ * content is decoded into one buffer of the raw answer's size: a decoded
+ * string is never longer than its JSON, so together they fit.
+ */
 
 static ngx_int_t
 ngx_http_classify_capture_text(ngx_pool_t *pool, ngx_str_t *raw,
     ngx_str_t *text, const char **err)
 {
     u_char      *p, *last, *eol, *out;
-    cJSON       *root, *item;
-    size_t       n;
+    ngx_str_t    content;
     ngx_uint_t   done;
+    const char  *cause;
 
     p = raw->data;
     last = raw->data + raw->len;
@@ -294,22 +297,14 @@ ngx_http_classify_capture_text(ngx_pool_t *pool, ngx_str_t *raw,
     }
 
     if (p < last && *p == '{') {
-        root = cJSON_ParseWithLength((char *) p, last - p);
-        item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root,
-                                                         "choices"), 0);
-        item = cJSON_GetObjectItemCaseSensitive(item, "message");
-        item = cJSON_GetObjectItemCaseSensitive(item, "content");
-
-        if (!cJSON_IsString(item)) {
-            cJSON_Delete(root);
+        if (ngx_http_classify_openai_content(p, last - p, 0, &content, &cause)
+            != NGX_OK)
+        {
             *err = "no \"choices[0].message.content\" in the answer";
             return NGX_DECLINED;
         }
 
-        n = ngx_strlen(item->valuestring);
-        text->len = ngx_min(n, raw->len);
-        ngx_memcpy(out, item->valuestring, text->len);
-        cJSON_Delete(root);
+        text->len = ngx_http_classify_jsonr_copy(out, &content) - out;
 
         return NGX_OK;
     }
@@ -336,21 +331,13 @@ ngx_http_classify_capture_text(ngx_pool_t *pool, ngx_str_t *raw,
             break;
         }
 
-        root = cJSON_ParseWithLength((char *) p, eol - p);
-        item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root,
-                                                         "choices"), 0);
-        item = cJSON_GetObjectItemCaseSensitive(item, "delta");
-        item = cJSON_GetObjectItemCaseSensitive(item, "content");
+        /* an event without text (the role, the finish) adds nothing */
 
-        if (cJSON_IsString(item)) {
-            n = ngx_strlen(item->valuestring);
-
-            if ((size_t) (out - text->data) + n <= raw->len) {
-                out = ngx_cpymem(out, item->valuestring, n);
-            }
+        if (ngx_http_classify_openai_content(p, eol - p, 1, &content, &cause)
+            == NGX_OK)
+        {
+            out = ngx_http_classify_jsonr_copy(out, &content);
         }
-
-        cJSON_Delete(root);
     }
 
     if (!done) {

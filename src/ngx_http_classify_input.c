@@ -9,28 +9,78 @@
  * "session_id": ...}, with names set by classify_query_field and
  * classify_session_field.  auto: openai when "messages" is an array.
  *
+ * The body is read with the pull reader in linear time, whatever its
+ * shape.  One pass validates it, notes where the members that matter are
+ * and walks "messages" for the roles alone: where the newest user turn
+ * starts, and where the context window before it starts (the "context"
+ * of the location's hungriest classifier).  A second walk goes from the
+ * window to that turn and decodes what is there.  Nothing else is
+ * decoded, no tree is built.
+ *
  * Returns NGX_OK, NGX_DECLINED with *err naming what is wrong with the
  * body (the client gets a 400), or NGX_ERROR when memory ran out.
  */
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_jsonr.h"
 
-#include <cjson/cJSON.h>
+
+/* the members of the body that matter */
+#define NGX_HTTP_CLASSIFY_FIELD_STREAM     0
+#define NGX_HTTP_CLASSIFY_FIELD_MODEL      1
+#define NGX_HTTP_CLASSIFY_FIELD_MESSAGES   2
+#define NGX_HTTP_CLASSIFY_FIELD_QUERY      3
+#define NGX_HTTP_CLASSIFY_FIELD_SESSION    4
+#define NGX_HTTP_CLASSIFY_FIELD_N          5
+
+/* a message's "role" */
+#define NGX_HTTP_CLASSIFY_ROLE_NONE        0   /* missing, not a string */
+#define NGX_HTTP_CLASSIFY_ROLE_OTHER       1
+#define NGX_HTTP_CLASSIFY_ROLE_USER        2
+#define NGX_HTTP_CLASSIFY_ROLE_ASSISTANT   3
+
+
+/* what the first walk of "messages" found */
+typedef struct {
+    u_char                **ring;      /* where the last "window" turns start */
+    ngx_uint_t              window;
+    ngx_uint_t              count;     /* user and assistant messages */
+    ngx_int_t               last;      /* the newest user turn, or -1 */
+    ngx_int_t               norole;    /* the first message without a role */
+    u_char                 *query;     /* where the newest user turn starts */
+    u_char                 *start;     /* ... and the window before it */
+} ngx_http_classify_turns_t;
 
 
 static ngx_int_t ngx_http_classify_check_text(u_char *p, size_t len,
     const char **err);
-static ngx_int_t ngx_http_classify_copy(ngx_pool_t *pool, ngx_str_t *dst,
-    const char *src);
-static ngx_int_t ngx_http_classify_content(ngx_pool_t *pool, cJSON *msg,
-    ngx_str_t *dst);
-static ngx_int_t ngx_http_classify_parse_openai(ngx_pool_t *pool,
-    cJSON *root, cJSON *messages, ngx_http_classify_input_t *in,
+static ngx_int_t ngx_http_classify_read_body(ngx_pool_t *pool,
+    ngx_http_classify_loc_conf_t *clcf, u_char *data, size_t len,
+    ngx_http_classify_jsonr_field_t *f, ngx_http_classify_turns_t *turns,
     const char **err);
-static ngx_int_t ngx_http_classify_parse_fields(ngx_pool_t *pool,
-    ngx_http_classify_loc_conf_t *clcf, cJSON *root,
+static ngx_int_t ngx_http_classify_read_turns(ngx_http_classify_jsonr_t *jr,
+    void *data);
+static ngx_int_t ngx_http_classify_parse_openai(ngx_pool_t *pool,
+    ngx_str_t *messages, ngx_http_classify_turns_t *turns,
     ngx_http_classify_input_t *in, const char **err);
+static ngx_int_t ngx_http_classify_parse_fields(ngx_pool_t *pool,
+    ngx_http_classify_jsonr_field_t *f, ngx_http_classify_input_t *in,
+    const char **err);
+static ngx_uint_t ngx_http_classify_message(ngx_http_classify_jsonr_t *jr,
+    ngx_http_classify_jsonr_field_t *content);
+static ngx_int_t ngx_http_classify_content(ngx_pool_t *pool,
+    ngx_http_classify_jsonr_field_t *content, ngx_str_t *dst);
+static ngx_int_t ngx_http_classify_string(ngx_pool_t *pool,
+    ngx_str_t *span, ngx_str_t *dst);
+
+
+static ngx_str_t  ngx_http_classify_role[] = {
+    ngx_null_string,
+    ngx_null_string,
+    ngx_string("user"),
+    ngx_string("assistant")
+};
 
 
 ngx_int_t
@@ -38,8 +88,10 @@ ngx_http_classify_parse_input(ngx_pool_t *pool,
     ngx_http_classify_loc_conf_t *clcf, u_char *data, size_t len,
     ngx_http_classify_input_t *in, const char **err)
 {
-    cJSON      *root, *messages, *item;
-    ngx_int_t   rc;
+    ngx_int_t                         rc;
+    ngx_uint_t                        openai;
+    ngx_http_classify_turns_t         turns;
+    ngx_http_classify_jsonr_field_t   f[NGX_HTTP_CLASSIFY_FIELD_N];
 
     if (len == 0) {
         *err = "empty request body";
@@ -51,155 +103,190 @@ ngx_http_classify_parse_input(ngx_pool_t *pool,
         return rc;
     }
 
-    root = cJSON_ParseWithLength((const char *) data, len);
-
-    if (root == NULL) {
-        *err = "request body is not valid JSON";
-        return NGX_DECLINED;
-    }
-
-    if (!cJSON_IsObject(root)) {
-        *err = "request body is not a JSON object";
-        rc = NGX_DECLINED;
-        goto done;
+    rc = ngx_http_classify_read_body(pool, clcf, data, len, f, &turns, err);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (ngx_array_init(&in->context, pool, 8, sizeof(ngx_http_classify_msg_t))
         != NGX_OK)
     {
-        rc = NGX_ERROR;
-        goto done;
+        return NGX_ERROR;
     }
 
-    item = cJSON_GetObjectItemCaseSensitive(root, "stream");
-    in->stream = cJSON_IsTrue(item) ? 1 : 0;
+    in->stream = (f[NGX_HTTP_CLASSIFY_FIELD_STREAM].type
+                  == NGX_HTTP_CLASSIFY_JSON_TRUE);
 
-    item = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (cJSON_IsString(item)
-        && ngx_http_classify_copy(pool, &in->model, item->valuestring)
+    if (f[NGX_HTTP_CLASSIFY_FIELD_MODEL].type == NGX_HTTP_CLASSIFY_JSON_STRING
+        && ngx_http_classify_string(pool,
+                                    &f[NGX_HTTP_CLASSIFY_FIELD_MODEL].value,
+                                    &in->model)
            != NGX_OK)
     {
-        rc = NGX_ERROR;
-        goto done;
+        return NGX_ERROR;
     }
 
-    messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    openai = (f[NGX_HTTP_CLASSIFY_FIELD_MESSAGES].type
+              == NGX_HTTP_CLASSIFY_JSON_ARRAY);
 
     switch (clcf->input) {
 
     case NGX_HTTP_CLASSIFY_INPUT_OPENAI:
-        if (!cJSON_IsArray(messages)) {
+        if (!openai) {
             *err = "no \"messages\" array in the request body";
-            rc = NGX_DECLINED;
-            goto done;
+            return NGX_DECLINED;
         }
 
-        rc = ngx_http_classify_parse_openai(pool, root, messages, in, err);
         break;
 
     case NGX_HTTP_CLASSIFY_INPUT_FIELDS:
-        rc = ngx_http_classify_parse_fields(pool, clcf, root, in, err);
+        openai = 0;
         break;
 
     default: /* NGX_HTTP_CLASSIFY_INPUT_AUTO */
-        if (cJSON_IsArray(messages)) {
-            rc = ngx_http_classify_parse_openai(pool, root, messages, in,
-                                                err);
-        } else {
-            rc = ngx_http_classify_parse_fields(pool, clcf, root, in, err);
-        }
+        break;
     }
 
-    if (rc == NGX_OK && in->openai) {
-        /* an openai client may still name its conversation */
-
-        item = cJSON_GetObjectItemCaseSensitive(root,
-                                           (char *) clcf->session_field.data);
-        if (cJSON_IsString(item)
-            && ngx_http_classify_copy(pool, &in->session, item->valuestring)
-               != NGX_OK)
-        {
-            rc = NGX_ERROR;
-        }
+    if (!openai) {
+        return ngx_http_classify_parse_fields(pool, f, in, err);
     }
 
-done:
+    rc = ngx_http_classify_parse_openai(pool,
+                                    &f[NGX_HTTP_CLASSIFY_FIELD_MESSAGES].value,
+                                    &turns, in, err);
 
-    cJSON_Delete(root);
+    /* an openai client may still name its conversation */
+
+    if (rc == NGX_OK
+        && f[NGX_HTTP_CLASSIFY_FIELD_SESSION].type
+           == NGX_HTTP_CLASSIFY_JSON_STRING)
+    {
+        rc = ngx_http_classify_string(pool,
+                                      &f[NGX_HTTP_CLASSIFY_FIELD_SESSION].value,
+                                      &in->session);
+    }
 
     return rc;
 }
 
 
 /*
+ * The pass over the whole body: validated, the members that matter noted
+ * (f), "messages" walked for its roles (turns) unless the input is fields.
+ */
+
+static ngx_int_t
+ngx_http_classify_read_body(ngx_pool_t *pool,
+    ngx_http_classify_loc_conf_t *clcf, u_char *data, size_t len,
+    ngx_http_classify_jsonr_field_t *f, ngx_http_classify_turns_t *turns,
+    const char **err)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  object;
+    ngx_http_classify_jsonr_t   jr;
+
+    ngx_memzero(f, NGX_HTTP_CLASSIFY_FIELD_N
+                   * sizeof(ngx_http_classify_jsonr_field_t));
+    ngx_str_set(&f[NGX_HTTP_CLASSIFY_FIELD_STREAM].name, "stream");
+    ngx_str_set(&f[NGX_HTTP_CLASSIFY_FIELD_MODEL].name, "model");
+    ngx_str_set(&f[NGX_HTTP_CLASSIFY_FIELD_MESSAGES].name, "messages");
+    f[NGX_HTTP_CLASSIFY_FIELD_QUERY].name = clcf->query_field;
+    f[NGX_HTTP_CLASSIFY_FIELD_SESSION].name = clcf->session_field;
+
+    ngx_memzero(turns, sizeof(ngx_http_classify_turns_t));
+    turns->last = -1;
+    turns->norole = -1;
+
+    if (clcf->input != NGX_HTTP_CLASSIFY_INPUT_FIELDS) {
+
+        /*
+         * The window is the location's max_context, and at least one
+         * message, so that whether the body carries any history at all
+         * stays known (Redis is read only for a body without).
+         */
+
+        turns->window = ngx_max(clcf->max_context, 1);
+
+        turns->ring = ngx_palloc(pool, turns->window * sizeof(u_char *));
+        if (turns->ring == NULL) {
+            return NGX_ERROR;
+        }
+
+        f[NGX_HTTP_CLASSIFY_FIELD_MESSAGES].read = ngx_http_classify_read_turns;
+        f[NGX_HTTP_CLASSIFY_FIELD_MESSAGES].data = turns;
+    }
+
+    ngx_http_classify_jsonr_init(&jr, data, len);
+
+    object = (ngx_http_classify_jsonr_peek(&jr)
+              == NGX_HTTP_CLASSIFY_JSON_OBJECT);
+
+    if (object) {
+        rc = ngx_http_classify_jsonr_fields(&jr, f, NGX_HTTP_CLASSIFY_FIELD_N);
+
+    } else {
+        rc = ngx_http_classify_jsonr_skip(&jr, NULL);
+    }
+
+    if (rc != NGX_OK || ngx_http_classify_jsonr_end(&jr) != NGX_OK) {
+        *err = jr.too_deep ? "request body is nested deeper than "
+                             ngx_value(NGX_HTTP_CLASSIFY_JSONR_MAX_DEPTH)
+                             " levels"
+                           : "request body is not valid JSON";
+        return NGX_DECLINED;
+    }
+
+    if (!object) {
+        *err = "request body is not a JSON object";
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * JSON is UTF-8 (RFC 8259): anything else would reach the classifiers as it
  * came, so the body is checked strictly (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF).  And cJSON's strings end at a NUL,
- * so a NUL byte or an escaped "\u0000" would silently cut the query short:
- * refused instead.
+ * surrogates, nothing above U+10FFFF).  And a NUL byte or an escaped
+ * "\u0000" would cut the query short wherever it is read as a C string:
+ * refused instead.  Done before the JSON is read, so that such a body is
+ * named for what it is even when it is not valid JSON either.
  */
 
 static ngx_int_t
 ngx_http_classify_check_text(u_char *p, size_t len, const char **err)
 {
-    u_char    *last;
-    size_t     n;
-    uint32_t   c, min;
+    u_char  *last;
+    size_t   n;
 
     last = p + len;
 
     while (p < last) {
 
-        c = *p++;
+        if (*p >= 0x80) {
+            n = ngx_http_classify_utf8_len(p, last);
 
-        if (c < 0x80) {
-            if (c == '\\' && p < last) {
-                if (last - p >= 5 && ngx_strncmp(p, "u0000", 5) == 0) {
-                    goto nul;
-                }
-
-                p++;
-
-            } else if (c == '\0') {
-                goto nul;
+            if (n == 0) {
+                *err = "request body is not valid UTF-8";
+                return NGX_DECLINED;
             }
 
+            p += n;
             continue;
         }
 
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            c &= 0x1f;
-            min = 0x80;
-
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            c &= 0x0f;
-            min = 0x800;
-
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            c &= 0x07;
-            min = 0x10000;
-
-        } else {
-            goto invalid;
-        }
-
-        if ((size_t) (last - p) < n) {
-            goto invalid;
-        }
-
-        while (n--) {
-            if ((*p & 0xc0) != 0x80) {
-                goto invalid;
+        if (*p == '\\' && last - p > 1) {
+            if (last - p >= 6 && ngx_strncmp(p + 1, "u0000", 5) == 0) {
+                goto nul;
             }
 
-            c = (c << 6) | (*p++ & 0x3f);
+            p += 2;
+            continue;
         }
 
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-            goto invalid;
+        if (*p++ == '\0') {
+            goto nul;
         }
     }
 
@@ -209,62 +296,113 @@ nul:
 
     *err = "NUL characters (\\u0000) are not allowed";
     return NGX_DECLINED;
-
-invalid:
-
-    *err = "request body is not valid UTF-8";
-    return NGX_DECLINED;
 }
 
 
+/*
+ * The first walk of "messages", in the pass that validates the body: the
+ * roles alone.  For each user turn it notes where the turn starts and
+ * where the window of the "window" user and assistant messages before it
+ * starts, from a ring of where the latest ones started.
+ */
+
 static ngx_int_t
-ngx_http_classify_parse_openai(ngx_pool_t *pool, cJSON *root,
-    cJSON *messages, ngx_http_classify_input_t *in, const char **err)
+ngx_http_classify_read_turns(ngx_http_classify_jsonr_t *jr, void *data)
 {
-    int                       i, n, last;
-    cJSON                    *msg, *role;
-    ngx_http_classify_msg_t  *m;
+    ngx_http_classify_turns_t  *turns = data;
+
+    u_char                           *pos;
+    ngx_int_t                         i;
+    ngx_uint_t                        role, slot;
+    ngx_http_classify_jsonr_field_t   content;
+
+    if (ngx_http_classify_jsonr_peek(jr) != NGX_HTTP_CLASSIFY_JSON_ARRAY) {
+        return ngx_http_classify_jsonr_skip(jr, NULL);
+    }
+
+    (void) ngx_http_classify_jsonr_array(jr);
+
+    for (i = 0; ngx_http_classify_jsonr_element(jr) == NGX_OK; i++) {
+
+        (void) ngx_http_classify_jsonr_peek(jr);
+        pos = jr->pos;
+
+        role = ngx_http_classify_message(jr, &content);
+
+        if (role == NGX_HTTP_CLASSIFY_ROLE_NONE && turns->norole == -1) {
+            turns->norole = i;
+        }
+
+        if (role < NGX_HTTP_CLASSIFY_ROLE_USER) {
+            continue;
+        }
+
+        slot = turns->count % turns->window;
+
+        if (role == NGX_HTTP_CLASSIFY_ROLE_USER) {
+            turns->last = i;
+            turns->query = pos;
+
+            /* the slot of the oldest turn of the window, until overwritten */
+
+            turns->start = (turns->count == 0) ? pos
+                           : turns->ring[turns->count < turns->window
+                                         ? 0 : slot];
+        }
+
+        turns->ring[slot] = pos;
+        turns->count++;
+    }
+
+    return jr->err ? NGX_ERROR : NGX_OK;
+}
+
+
+/* the second walk: from the window's start to the newest user turn */
+
+static ngx_int_t
+ngx_http_classify_parse_openai(ngx_pool_t *pool, ngx_str_t *messages,
+    ngx_http_classify_turns_t *turns, ngx_http_classify_input_t *in,
+    const char **err)
+{
+    u_char                           *pos;
+    ngx_uint_t                        role;
+    ngx_http_classify_msg_t          *m;
+    ngx_http_classify_jsonr_t         jr;
+    ngx_http_classify_jsonr_field_t   content;
 
     in->openai = 1;
 
-    n = cJSON_GetArraySize(messages);
-    last = -1;
-
-    for (i = 0; i < n; i++) {
-        msg = cJSON_GetArrayItem(messages, i);
-        role = cJSON_GetObjectItemCaseSensitive(msg, "role");
-
-        if (cJSON_IsString(role) && ngx_strcmp(role->valuestring, "user") == 0)
-        {
-            last = i;
-        }
-    }
-
-    if (last == -1) {
+    if (turns->last == -1) {
         *err = "no \"user\" message in \"messages\"";
         return NGX_DECLINED;
     }
 
-    for (i = 0; i <= last; i++) {
-        msg = cJSON_GetArrayItem(messages, i);
-        role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+    if (turns->norole != -1 && turns->norole < turns->last) {
+        *err = "a message in \"messages\" has no \"role\"";
+        return NGX_DECLINED;
+    }
 
-        if (!cJSON_IsString(role)) {
-            *err = "a message in \"messages\" has no \"role\"";
-            return NGX_DECLINED;
-        }
+    ngx_http_classify_jsonr_resume(&jr, messages, turns->start);
 
-        if (i == last) {
-            if (ngx_http_classify_content(pool, msg, &in->query) != NGX_OK) {
+    while (ngx_http_classify_jsonr_element(&jr) == NGX_OK) {
+
+        (void) ngx_http_classify_jsonr_peek(&jr);
+        pos = jr.pos;
+
+        role = ngx_http_classify_message(&jr, &content);
+
+        if (pos == turns->query) {
+            if (ngx_http_classify_content(pool, &content, &in->query)
+                != NGX_OK)
+            {
                 return NGX_ERROR;
             }
 
             break;
         }
 
-        if (ngx_strcmp(role->valuestring, "user") != 0
-            && ngx_strcmp(role->valuestring, "assistant") != 0)
-        {
+        if (role < NGX_HTTP_CLASSIFY_ROLE_USER) {
             continue;
         }
 
@@ -273,12 +411,16 @@ ngx_http_classify_parse_openai(ngx_pool_t *pool, cJSON *root,
             return NGX_ERROR;
         }
 
-        if (ngx_http_classify_copy(pool, &m->role, role->valuestring)
-            != NGX_OK
-            || ngx_http_classify_content(pool, msg, &m->content) != NGX_OK)
-        {
+        m->role = ngx_http_classify_role[role];
+
+        if (ngx_http_classify_content(pool, &content, &m->content) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if (jr.err) {
+        /* cannot happen: the whole body was validated */
+        return NGX_ERROR;
     }
 
     if (in->query.len == 0) {
@@ -292,165 +434,194 @@ ngx_http_classify_parse_openai(ngx_pool_t *pool, cJSON *root,
 
 static ngx_int_t
 ngx_http_classify_parse_fields(ngx_pool_t *pool,
-    ngx_http_classify_loc_conf_t *clcf, cJSON *root,
-    ngx_http_classify_input_t *in, const char **err)
+    ngx_http_classify_jsonr_field_t *f, ngx_http_classify_input_t *in,
+    const char **err)
 {
-    cJSON  *item;
+    ngx_http_classify_jsonr_field_t  *query, *session;
 
-    item = cJSON_GetObjectItemCaseSensitive(root,
-                                            (char *) clcf->query_field.data);
+    query = &f[NGX_HTTP_CLASSIFY_FIELD_QUERY];
+    session = &f[NGX_HTTP_CLASSIFY_FIELD_SESSION];
 
-    if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
+    /* an empty string's span is its two quotes */
+
+    if (query->type != NGX_HTTP_CLASSIFY_JSON_STRING || query->value.len == 2)
+    {
         *err = "no query: the query field is missing, empty or not a string";
         return NGX_DECLINED;
     }
 
-    if (ngx_http_classify_copy(pool, &in->query, item->valuestring)
-        != NGX_OK)
-    {
+    if (ngx_http_classify_string(pool, &query->value, &in->query) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    item = cJSON_GetObjectItemCaseSensitive(root,
-                                           (char *) clcf->session_field.data);
+    switch (session->type) {
 
-    if (item && !cJSON_IsString(item) && !cJSON_IsNull(item)) {
+    case NGX_HTTP_CLASSIFY_JSON_STRING:
+        return ngx_http_classify_string(pool, &session->value, &in->session);
+
+    case NGX_HTTP_CLASSIFY_JSON_NONE:
+    case NGX_HTTP_CLASSIFY_JSON_NULL:
+        return NGX_OK;
+
+    default:
         *err = "the session field is not a string";
         return NGX_DECLINED;
     }
+}
 
-    if (cJSON_IsString(item)
-        && ngx_http_classify_copy(pool, &in->session, item->valuestring)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+
+/* one element of "messages": its role, and its "content" member */
+
+static ngx_uint_t
+ngx_http_classify_message(ngx_http_classify_jsonr_t *jr,
+    ngx_http_classify_jsonr_field_t *content)
+{
+    ngx_str_t                         raw;
+    ngx_http_classify_jsonr_field_t   f[2];
+
+    content->type = NGX_HTTP_CLASSIFY_JSON_NONE;
+
+    if (ngx_http_classify_jsonr_peek(jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT) {
+        (void) ngx_http_classify_jsonr_skip(jr, NULL);
+        return NGX_HTTP_CLASSIFY_ROLE_NONE;
     }
 
-    return NGX_OK;
+    ngx_memzero(f, sizeof(f));
+    ngx_str_set(&f[0].name, "role");
+    ngx_str_set(&f[1].name, "content");
+
+    if (ngx_http_classify_jsonr_fields(jr, f, 2) != NGX_OK
+        || f[0].type != NGX_HTTP_CLASSIFY_JSON_STRING)
+    {
+        return NGX_HTTP_CLASSIFY_ROLE_NONE;
+    }
+
+    *content = f[1];
+
+    ngx_http_classify_jsonr_unquote(&f[0].value, &raw);
+
+    if (ngx_http_classify_jsonr_is(&raw, "user")) {
+        return NGX_HTTP_CLASSIFY_ROLE_USER;
+    }
+
+    if (ngx_http_classify_jsonr_is(&raw, "assistant")) {
+        return NGX_HTTP_CLASSIFY_ROLE_ASSISTANT;
+    }
+
+    return NGX_HTTP_CLASSIFY_ROLE_OTHER;
 }
 
 
 /* "content" is a string, or an array of parts whose "text" parts count */
 
 static ngx_int_t
-ngx_http_classify_content(ngx_pool_t *pool, cJSON *msg, ngx_str_t *dst)
+ngx_http_classify_content(ngx_pool_t *pool,
+    ngx_http_classify_jsonr_field_t *content, ngx_str_t *dst)
 {
-    u_char  *p;
-    size_t   len;
-    cJSON   *content, *part, *text;
+    u_char                           *p;
+    ngx_str_t                         raw;
+    ngx_http_classify_jsonr_t         jr;
+    ngx_http_classify_jsonr_field_t   text;
 
-    content = cJSON_GetObjectItemCaseSensitive(msg, "content");
-
-    if (cJSON_IsString(content)) {
-        return ngx_http_classify_copy(pool, dst, content->valuestring);
+    if (content->type == NGX_HTTP_CLASSIFY_JSON_STRING) {
+        return ngx_http_classify_string(pool, &content->value, dst);
     }
 
     ngx_str_null(dst);
 
-    if (!cJSON_IsArray(content)) {
+    if (content->type != NGX_HTTP_CLASSIFY_JSON_ARRAY) {
         return NGX_OK;
     }
 
-    len = 0;
+    /* the texts and a "\n" between two never take more than the array */
 
-    cJSON_ArrayForEach(part, content) {
-        text = cJSON_GetObjectItemCaseSensitive(part, "text");
-
-        if (cJSON_IsString(text)) {
-            len += ngx_strlen(text->valuestring) + 1;
-        }
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(pool, len);
+    p = ngx_pnalloc(pool, content->value.len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     dst->data = p;
 
-    cJSON_ArrayForEach(part, content) {
-        text = cJSON_GetObjectItemCaseSensitive(part, "text");
+    ngx_memzero(&text, sizeof(ngx_http_classify_jsonr_field_t));
+    ngx_str_set(&text.name, "text");
 
-        if (cJSON_IsString(text)) {
-            if (p != dst->data) {
-                *p++ = '\n';
-            }
+    ngx_http_classify_jsonr_init(&jr, content->value.data, content->value.len);
+    (void) ngx_http_classify_jsonr_array(&jr);
 
-            p = ngx_cpymem(p, text->valuestring, ngx_strlen(text->valuestring));
+    while (ngx_http_classify_jsonr_element(&jr) == NGX_OK) {
+
+        if (ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT)
+        {
+            (void) ngx_http_classify_jsonr_skip(&jr, NULL);
+            continue;
         }
+
+        if (ngx_http_classify_jsonr_fields(&jr, &text, 1) != NGX_OK
+            || text.type != NGX_HTTP_CLASSIFY_JSON_STRING)
+        {
+            continue;
+        }
+
+        if (p != dst->data) {
+            *p++ = '\n';
+        }
+
+        ngx_http_classify_jsonr_unquote(&text.value, &raw);
+        p = ngx_http_classify_jsonr_copy(p, &raw);
     }
 
     dst->len = p - dst->data;
 
-    return NGX_OK;
+    return jr.err ? NGX_ERROR : NGX_OK;
 }
 
 
+/* a string value's span, decoded */
+
 static ngx_int_t
-ngx_http_classify_copy(ngx_pool_t *pool, ngx_str_t *dst, const char *src)
+ngx_http_classify_string(ngx_pool_t *pool, ngx_str_t *span, ngx_str_t *dst)
 {
-    dst->len = ngx_strlen(src);
+    ngx_str_t  raw;
 
-    if (dst->len == 0) {
-        dst->data = NULL;
-        return NGX_OK;
-    }
+    ngx_http_classify_jsonr_unquote(span, &raw);
 
-    dst->data = ngx_pnalloc(pool, dst->len);
-    if (dst->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(dst->data, src, dst->len);
-
-    return NGX_OK;
+    return ngx_http_classify_jsonr_decode(pool, &raw, dst);
 }
 
 
 /*
- * One element of a Redis context list: {"role": ..., "content": ...}.
- * NGX_DECLINED for anything else.
+ * One element of a Redis context list: {"role": ..., "content": ...},
+ * both strings.  NGX_DECLINED for anything else.
  */
 
 ngx_int_t
 ngx_http_classify_parse_message(ngx_pool_t *pool, u_char *data, size_t len,
     ngx_http_classify_msg_t *msg)
 {
-    cJSON      *root, *role;
-    ngx_int_t   rc;
+    ngx_http_classify_jsonr_t         jr;
+    ngx_http_classify_jsonr_field_t   f[2];
 
-    root = cJSON_ParseWithLength((const char *) data, len);
+    ngx_memzero(f, sizeof(f));
+    ngx_str_set(&f[0].name, "role");
+    ngx_str_set(&f[1].name, "content");
 
-    if (root == NULL) {
+    ngx_http_classify_jsonr_init(&jr, data, len);
+
+    if (ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT
+        || ngx_http_classify_jsonr_fields(&jr, f, 2) != NGX_OK
+        || ngx_http_classify_jsonr_end(&jr) != NGX_OK
+        || f[0].type != NGX_HTTP_CLASSIFY_JSON_STRING
+        || f[1].type != NGX_HTTP_CLASSIFY_JSON_STRING)
+    {
         return NGX_DECLINED;
     }
 
-    role = cJSON_GetObjectItemCaseSensitive(root, "role");
-
-    if (!cJSON_IsString(role)
-        || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "content")))
+    if (ngx_http_classify_string(pool, &f[0].value, &msg->role) != NGX_OK
+        || ngx_http_classify_string(pool, &f[1].value, &msg->content)
+           != NGX_OK)
     {
-        rc = NGX_DECLINED;
-        goto done;
+        return NGX_ERROR;
     }
 
-    rc = NGX_ERROR;
-
-    if (ngx_http_classify_copy(pool, &msg->role, role->valuestring) != NGX_OK
-        || ngx_http_classify_content(pool, root, &msg->content) != NGX_OK)
-    {
-        goto done;
-    }
-
-    rc = NGX_OK;
-
-done:
-
-    cJSON_Delete(root);
-
-    return rc;
+    return NGX_OK;
 }

@@ -7,73 +7,96 @@
 
 
 #include "ngx_http_classify.h"
-
-#include <cjson/cJSON.h>
+#include "ngx_http_classify_jsonr.h"
 
 
 static ngx_uint_t ngx_http_classify_parse_word(
-    ngx_http_classify_classifier_t *cl, const char *s, const char **cause);
+    ngx_http_classify_classifier_t *cl, ngx_str_t *raw, const char **cause);
 
 
 ngx_uint_t
 ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
     u_char *data, size_t len, const char **cause)
 {
-    cJSON       *root, *item;
-    ngx_uint_t   verdict;
+    ngx_str_t                  raw;
+    ngx_flag_t                 verdict;
+    ngx_http_classify_jsonr_t  jr;
 
     if (len == 0) {
         *cause = "empty answer";
         return NGX_HTTP_CLASSIFY_ERROR;
     }
 
-    root = cJSON_ParseWithLength((const char *) data, len);
+    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_OPENAI) {
+        if (ngx_http_classify_openai_content(data, len, 0, &raw, cause)
+            != NGX_OK)
+        {
+            return NGX_HTTP_CLASSIFY_ERROR;
+        }
 
-    if (root == NULL) {
+        return ngx_http_classify_parse_word(cl, &raw, cause);
+    }
+
+    if (ngx_http_classify_jsonr_valid(data, len, &jr) != NGX_OK) {
         *cause = "answer is not valid JSON";
         return NGX_HTTP_CLASSIFY_ERROR;
     }
 
-    verdict = NGX_HTTP_CLASSIFY_ERROR;
+    ngx_http_classify_jsonr_init(&jr, data, len);
 
-    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_JSON) {
-        item = cJSON_GetObjectItemCaseSensitive(root, "verdict");
-
-        if (cJSON_IsBool(item)) {
-            verdict = cJSON_IsTrue(item) ? NGX_HTTP_CLASSIFY_POSITIVE
-                                         : NGX_HTTP_CLASSIFY_NEGATIVE;
-        } else {
-            *cause = "answer has no boolean \"verdict\"";
-        }
-
-        goto done;
+    if (ngx_http_classify_jsonr_get(&jr, (u_char *) "verdict", 7) != NGX_OK
+        || ngx_http_classify_jsonr_bool(&jr, &verdict) != NGX_OK)
+    {
+        *cause = "answer has no boolean \"verdict\"";
+        return NGX_HTTP_CLASSIFY_ERROR;
     }
 
-    /* choices[0].message.content */
+    return verdict ? NGX_HTTP_CLASSIFY_POSITIVE : NGX_HTTP_CLASSIFY_NEGATIVE;
+}
 
-    item = cJSON_GetObjectItemCaseSensitive(root, "choices");
-    item = cJSON_GetArrayItem(item, 0);
 
-    if (item == NULL) {
+/*
+ * The text of an OpenAI answer, raw: choices[0].message.content of a
+ * chat.completion, or choices[0].delta.content of a chat.completion.chunk
+ * event.  NGX_DECLINED, with *cause, when there is none.
+ */
+
+ngx_int_t
+ngx_http_classify_openai_content(u_char *data, size_t len, ngx_uint_t chunk,
+    ngx_str_t *raw, const char **cause)
+{
+    ngx_http_classify_jsonr_t  jr;
+
+    if (ngx_http_classify_jsonr_valid(data, len, &jr) != NGX_OK) {
+        *cause = "answer is not valid JSON";
+        return NGX_DECLINED;
+    }
+
+    /* valid: what follows reads only as far as it needs */
+
+    ngx_http_classify_jsonr_init(&jr, data, len);
+
+    if (ngx_http_classify_jsonr_get(&jr, (u_char *) "choices", 7) != NGX_OK
+        || ngx_http_classify_jsonr_nth(&jr, 0) != NGX_OK)
+    {
         *cause = "answer has no \"choices\"";
-        goto done;
+        return NGX_DECLINED;
     }
 
-    item = cJSON_GetObjectItemCaseSensitive(item, "message");
-    item = cJSON_GetObjectItemCaseSensitive(item, "content");
-
-    if (!cJSON_IsString(item)) {
-        *cause = "answer has no \"choices[0].message.content\" string";
-        goto done;
+    if ((chunk ? ngx_http_classify_jsonr_get(&jr, (u_char *) "delta", 5)
+               : ngx_http_classify_jsonr_get(&jr, (u_char *) "message", 7))
+        != NGX_OK
+        || ngx_http_classify_jsonr_get(&jr, (u_char *) "content", 7) != NGX_OK
+        || ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_STRING
+        || ngx_http_classify_jsonr_string(&jr, raw) != NGX_OK)
+    {
+        *cause = chunk
+                 ? "answer has no \"choices[0].delta.content\" string"
+                 : "answer has no \"choices[0].message.content\" string";
+        return NGX_DECLINED;
     }
 
-    verdict = ngx_http_classify_parse_word(cl, item->valuestring, cause);
-
-done:
-
-    cJSON_Delete(root);
-
-    return verdict;
+    return NGX_OK;
 }
 
 
@@ -82,56 +105,77 @@ done:
  * case-folded, is compared with the "positive" words: "Yes." and " TRUE"
  * are positive with the defaults; an answer with no letters or digits
  * at all is an error, anything else negative.
+ *
+ * The raw string is decoded a character at a time: only the first word
+ * matters, and only its first 32 bytes are kept (a longer word is no
+ * positive word).
  */
 
 static ngx_uint_t
 ngx_http_classify_parse_word(ngx_http_classify_classifier_t *cl,
-    const char *s, const char **cause)
+    ngx_str_t *raw, const char **cause)
 {
-    u_char      *p, *start, *end, word[32];
-    size_t       len;
+    u_char      *p, *last, c, word[32], buf[4];
+    size_t       i, n, len, end;
     ngx_str_t   *pos;
-    ngx_uint_t   i;
+    ngx_uint_t   in_word;
 
-    p = (u_char *) s;
+    p = raw->data;
+    last = raw->data + raw->len;
 
-    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
-        p++;
+    in_word = 0;
+    len = 0;        /* bytes from the word's first letter or digit */
+    end = 0;        /* ... to its last one */
+
+    while (p < last) {
+        n = ngx_http_classify_jsonr_char(&p, buf);
+
+        for (i = 0; i < n; i++) {
+            c = buf[i];
+
+            if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+                if (in_word) {
+                    goto done;
+                }
+
+                continue;
+            }
+
+            in_word = 1;
+
+            if (len == 0 && !ngx_http_classify_isalnum(c)) {
+                continue;
+            }
+
+            if (len < sizeof(word)) {
+                word[len] = c;
+            }
+
+            len++;
+
+            if (ngx_http_classify_isalnum(c)) {
+                end = len;
+            }
+        }
     }
 
-    start = p;
+done:
 
-    while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-        p++;
-    }
-
-    end = p;
-
-    while (start < end && !ngx_http_classify_isalnum(*start)) {
-        start++;
-    }
-
-    while (end > start && !ngx_http_classify_isalnum(end[-1])) {
-        end--;
-    }
-
-    if (start == end) {
+    if (end == 0) {
         *cause = "answer content is not a word";
         return NGX_HTTP_CLASSIFY_ERROR;
     }
 
-    len = end - start;
-
-    if (len > sizeof(word)) {
+    if (end > sizeof(word)) {
         return NGX_HTTP_CLASSIFY_NEGATIVE;
     }
 
-    ngx_strlow(word, start, len);
+    ngx_strlow(word, word, end);
 
     pos = cl->positive->elts;
 
     for (i = 0; i < cl->positive->nelts; i++) {
-        if (pos[i].len == len && ngx_strncmp(pos[i].data, word, len) == 0) {
+        if (pos[i].len == end && ngx_strncmp(pos[i].data, word, end) == 0) {
             return NGX_HTTP_CLASSIFY_POSITIVE;
         }
     }
