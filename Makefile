@@ -6,7 +6,9 @@
 #   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
-#                   connections, faults and Redis restarts (soak/run)
+#                   connections, faults and Redis restarts (soak/run);
+#                   SOAK_CACHE=1 with the verdict cache and repeats
+#   make bench-cache  the verdict cache's benchmark (also part of make bench)
 #   make deb        the Debian package libnginx-mod-http-classify
 #   make deb-check  ... installed, and nginx -t with a configuration using it
 #   make clean
@@ -225,6 +227,20 @@ bench: build
 	gcc -O2 -Wall -o $(BENCH_BIN)/mock-llm bench/mock-llm.c
 	gcc -O2 -Wall -o $(BENCH_BIN)/probe bench/probe.c
 	QUICK=$(QUICK) MOCK=$(MOCK) bench/run
+
+# make bench-cache: the verdict cache's benchmark (bench/cache/run): 34% of
+# the questions repeat; the module without and with classify_cache, and the
+# same gate written for OpenResty's Lua module, as ratios in
+# bench/CACHE-RESULTS.md (QUICK=1: build/bench/).  make bench runs it too.
+.PHONY: bench-cache
+bench-cache: build
+	$(call apt_ensure,libcurl4-openssl-dev libnginx-mod-http-lua lua-cjson)
+	@mkdir -p $(BUILD)/bench
+	gcc -O2 -Wall -o $(BUILD)/bench/classify-load bench/classify-load.c -lcurl -lm
+	gcc -O2 -Wall -o $(BUILD)/bench/mock-llm bench/mock-llm.c
+	QUICK=$(QUICK) BIN=$(BUILD)/bench bench/cache/run
+
+bench: bench-cache
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in
