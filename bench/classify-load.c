@@ -292,7 +292,8 @@ question_rid(long rid)
             break;
         }
 
-        rid = repeat_first + (long) ((z >> 8) % (uint64_t) (rid - repeat_first));
+        rid = repeat_first
+              + (long) ((z >> 8) % (uint64_t) (rid - repeat_first));
     }
 
     return rid;

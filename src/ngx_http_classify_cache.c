@@ -33,6 +33,9 @@
 
 #define NGX_HTTP_CLASSIFY_CACHE_MIN_PAGES    8
 
+/* at most this many entries evicted for one store: the mutex is held */
+#define NGX_HTTP_CLASSIFY_CACHE_MAX_EVICT    32
+
 
 struct ngx_http_classify_cache_sh_s {
     ngx_rbtree_t                       rbtree;
@@ -730,7 +733,10 @@ ngx_http_classify_cache_store(ngx_http_classify_cache_t *cache,
 
 /*
  * Room for an entry: expired entries at the LRU tail go first, then, while
- * the zone is full, the least recently used ones (counted as evictions).
+ * the zone is full, the least recently used ones (counted as evictions),
+ * a bounded number of them: an entry of several pages may need contiguous
+ * free pages that evicting small entries does not give soon, and then it
+ * is not stored rather than holding the mutex for a whole zone's worth.
  */
 
 static void *
@@ -738,7 +744,7 @@ ngx_http_classify_cache_alloc_locked(ngx_http_classify_cache_t *cache,
     size_t size)
 {
     void                            *p;
-    ngx_uint_t                       n;
+    ngx_uint_t                       n, evicted;
     ngx_msec_t                       now;
     ngx_queue_t                     *q;
     ngx_http_classify_cache_node_t  *cn;
@@ -756,18 +762,21 @@ ngx_http_classify_cache_alloc_locked(ngx_http_classify_cache_t *cache,
         ngx_http_classify_cache_free_locked(cache, cn, 0);
     }
 
-    for ( ;; ) {
+    for (n = 0; /* void */; n++) {
         p = ngx_slab_alloc_locked(cache->shpool, size);
 
-        if (p || ngx_queue_empty(&cache->sh->lru)) {
+        if (p || ngx_queue_empty(&cache->sh->lru)
+            || n == NGX_HTTP_CLASSIFY_CACHE_MAX_EVICT)
+        {
             return p;
         }
 
         q = ngx_queue_last(&cache->sh->lru);
         cn = ngx_queue_data(q, ngx_http_classify_cache_node_t, queue);
 
-        ngx_http_classify_cache_free_locked(cache, cn,
-                                      !ngx_http_classify_cache_expired(cn, now));
+        evicted = !ngx_http_classify_cache_expired(cn, now);
+
+        ngx_http_classify_cache_free_locked(cache, cn, evicted);
     }
 }
 

@@ -834,7 +834,8 @@ ngx_http_classify_json_cache(ngx_http_classify_text_t *t,
             ngx_http_classify_print(t, "%s\"%s\":%uA",
                                     c == ngx_http_classify_cache_counters
                                     ? "" : ",",
-                                    c->key, ngx_http_classify_counter(stats, c));
+                                    c->key,
+                                    ngx_http_classify_counter(stats, c));
         }
 
         ngx_http_classify_print(t, "}");

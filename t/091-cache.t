@@ -177,6 +177,39 @@ qr/\[info\] .*classify: verdict pass in \d+\.\d{3}ms, a:negative\(cached\)\/\d+\
 
 
 
+=== TEST 5a: a cached positive in the middle: the one before it is called, the one after never starts
+--- http_config
+    classify_cache_zone verdicts 1m;
+    classifier a { pass /_c/a; prompt "a?"; reply "A blocks"; }
+    classifier b { pass /_c/b; prompt "b?"; reply "B blocks"; }
+    classifier c { pass /_c/c; prompt "c?"; reply "C blocks"; }
+--- config
+    location = /warm { classify b; classify_pass /_gen; classify_cache verdicts; }
+    location = /chat {
+        classify a b c; classify_pass /_gen; classify_cache verdicts;
+        add_header X-Results $classify_results;
+    }
+    location = /_gen { internal; return 500; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=c5xa&verdict=no&delay=0.2; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=c5xb&verdict=yes; }
+    location /_c/c { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=c5xc&verdict=no&delay=0.1; }
+--- request eval
+["POST /warm
+{\"user_query\":\"q\"}",
+"POST /chat
+{\"user_query\":\"q\"}",
+"GET /mock/log?tag=c5xa&n=1&wait=1",
+"GET /mock/count?tag=c5xb",
+"GET /mock/count?tag=c5xc"]
+--- response_headers_like eval
+["",
+"X-Classify-Verdict: b\nX-Results: a:negative:(19\\d|[2-9]\\d\\d)\\.\\d{3},b:positive\\(cached\\):[\\d.]+,c:skipped:0\\.000",
+"", "", ""]
+--- response_body_like eval
+["B blocks", "B blocks", "^200 [\\d.]+ \\S+\\n\$", "^1\$", "^0\$"]
+
+
+
 === TEST 6: errors, timeouts, aborts and shadows are never cached
 --- http_config
     classify_cache_zone verdicts 1m;
