@@ -11,7 +11,9 @@
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make fuzz-long  ... 10 M inputs each; make fuzz-cost: the parser's cost
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
-#                   connections, faults and Redis restarts (soak/run)
+#                   connections, faults and Redis restarts (soak/run);
+#                   SOAK_CACHE=1 with the verdict cache and repeats
+#   make bench-cache  the verdict cache's benchmark (also part of make bench)
 #   make deb        the Debian package libnginx-mod-http-classify
 #   make deb-check  ... installed, and nginx -t with a configuration using it
 #   make clean
@@ -43,11 +45,13 @@ DEB_SDK      := nodejs npm
 DEB_CHECK    := valgrind
 DEB_FUZZ     := clang libcjson-dev
 DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox
+# the peers the benchmarks compare with: the same gate in OpenResty's Lua
+DEB_PEERS    := libnginx-mod-http-lua lua-cjson
 DEB_PACKAGE  := debhelper dpkg-dev
 # what OpenResty's Test::Nginx needs beyond DEB_TEST (make test-upstream)
 DEB_UPSTREAM := libwww-perl libhttp-message-perl liblist-moreutils-perl
 DEB_ALL      := $(DEB_BUILD) $(DEB_TEST) $(DEB_CHECK) $(DEB_FUZZ) \
-                $(DEB_BENCH) $(DEB_PACKAGE) $(DEB_UPSTREAM)
+                $(DEB_BENCH) $(DEB_PEERS) $(DEB_PACKAGE) $(DEB_UPSTREAM)
 
 TEST_FILES ?= t
 # make check and make test-upstream: the module's suites, not the runner's
@@ -360,6 +364,18 @@ bench: deps-test build
 	$(call apt_ensure,$(DEB_BENCH))
 	@$(MAKE) --no-print-directory $(BENCH_BINS)
 	QUICK=$(QUICK) BIN=$(BIN) bench/run
+
+# make bench-cache: the verdict cache's benchmark (bench/cache/run): 34% of
+# the questions repeat; the module without and with classify_cache, and the
+# same gate written for OpenResty's Lua module, as ratios in
+# bench/CACHE-RESULTS.md (QUICK=1: build/bench/).  make bench runs it too.
+.PHONY: bench-cache
+bench-cache: deps-test build
+	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
+	@$(MAKE) --no-print-directory $(BENCH_BINS)
+	QUICK=$(QUICK) BIN=$(BIN) bench/cache/run
+
+bench: bench-cache
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in

@@ -11,6 +11,7 @@
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_redis.h"
+#include "ngx_http_classify_cache.h"
 
 
 static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);
@@ -187,6 +188,27 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       0,
       NULL },
 
+    { ngx_string("classify_cache_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_classify_cache_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("classify_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_classify_cache_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("classify_cache_valid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_classify_cache_valid_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, cache_valid),
+      NULL },
+
     { ngx_string("classify_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_classify_status,
@@ -338,6 +360,10 @@ ngx_http_classify_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_classify_cache_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_classify_capture_init(cf);
 }
 
@@ -407,6 +433,8 @@ ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
     conf->context.max = NGX_CONF_UNSET_UINT;
     conf->context.max_size = NGX_CONF_UNSET_SIZE;
     conf->context.ttl = NGX_CONF_UNSET_MSEC;
+    conf->cache_zone = NGX_CONF_UNSET_PTR;
+    conf->cache_valid = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -451,6 +479,10 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"classify_timeout\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_classify_cache_merge(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -788,7 +820,10 @@ ngx_http_classify_session_variable(ngx_http_request_t *r,
 }
 
 
-/* "name:outcome:ms,name:outcome:ms", in the order of "classify" */
+/*
+ * "name:outcome:ms,name:outcome:ms", in the order of "classify"; a verdict
+ * from classify_cache reads "negative(cached)" or "positive(cached)"
+ */
 
 static ngx_int_t
 ngx_http_classify_results_variable(ngx_http_request_t *r,
@@ -811,7 +846,7 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
 
     for (i = 0; i < ctx->ncalls; i++) {
         len += ctx->calls[i].classifier->name.len
-               + sizeof(",:positive:") + NGX_HTTP_CLASSIFY_MS_LEN;
+               + sizeof(",:positive(cached):") + NGX_HTTP_CLASSIFY_MS_LEN;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -827,8 +862,7 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
 
         p = ngx_slprintf(p, last, "%s%V:%V:", i ? "," : "",
                          &call->classifier->name,
-                         &ngx_http_classify_outcome_names[
-                                             ngx_http_classify_outcome(call)]);
+                         ngx_http_classify_outcome_label(call));
         p = ngx_http_classify_print_ms(p, last, call->usec);
     }
 
@@ -914,8 +948,7 @@ ngx_http_classify_call_variable(ngx_http_request_t *r,
                      - p;
 
         } else {
-            outcome = &ngx_http_classify_outcome_names[
-                                              ngx_http_classify_outcome(call)];
+            outcome = ngx_http_classify_outcome_label(call);
             v->data = outcome->data;
             v->len = outcome->len;
         }

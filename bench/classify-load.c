@@ -18,7 +18,7 @@
  *   classify-load -u URL [-c CONC] [-n COUNT] [-t SECONDS] [-T REQ_TIMEOUT]
  *                 [-w WARMUP] [-H 'Name: value']... [-S SESSIONS]
  *                 [-q QUESTION] [-i FIRST_RID] [-o CSV] [-l LABEL]
- *                 [-h HOLD_SECONDS]
+ *                 [-h HOLD_SECONDS] [-r REPEAT_PERCENT]
  *
  *   -c  concurrent requests (slots), default 1
  *   -n  measured requests, default 100
@@ -35,6 +35,10 @@
  *   -h  hold: print "inflight N" on stderr once all -c requests are sent,
  *       for the memory measurement (no other effect)
  *   -l  a label printed in the summary line
+ *   -r  repeats: this percentage of the requests asks the question of an
+ *       earlier request of the run (drawn from the rid, so a run is the
+ *       same every time), the others a question of their own: the verdict
+ *       cache's workload (default 0)
  * Every request also carries "X-Bench-Rid: <rid>", for server logs.
  *
  * The summary line (stdout), for scripts:
@@ -96,6 +100,8 @@ static const char *question = "How many daily prayers are there?";
 static const char *user_headers[MAX_HEADERS];
 static int         n_user_headers;
 static int         sessions;
+static int         repeat_pct;
+static long        repeat_first;
 
 
 static double
@@ -267,6 +273,33 @@ write_cb(char *p, size_t size, size_t n, void *userp)
 }
 
 
+/*
+ * -r: the rid whose question request rid asks: its own, or for
+ * repeat_pct% of the requests an earlier one's, found the same way
+ */
+
+static long
+question_rid(long rid)
+{
+    uint64_t  z;
+
+    while (repeat_pct > 0 && rid > repeat_first) {
+        z = (uint64_t) rid * 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ULL;
+        z ^= z >> 29;
+
+        if ((int) (z % 100) >= repeat_pct) {
+            break;
+        }
+
+        rid = repeat_first
+              + (long) ((z >> 8) % (uint64_t) (rid - repeat_first));
+    }
+
+    return rid;
+}
+
+
 static void
 slot_start(slot_t *s, result_t *res, long rid, int warmup, double run0,
            long req_timeout_s)
@@ -285,7 +318,7 @@ slot_start(slot_t *s, result_t *res, long rid, int warmup, double run0,
     n = snprintf(s->body, sizeof(s->body),
                  "{\"model\":\"bench\",\"stream\":true,\"messages\":"
                  "[{\"role\":\"user\",\"content\":\"%s rid-%ld\"}]}",
-                 question, rid);
+                 question, question_rid(rid));
 
     curl_slist_free_all(s->headers);
     s->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -389,7 +422,7 @@ usage(const char *me)
     fprintf(stderr, "usage: %s -u URL [-c CONC] [-n COUNT] [-w WARMUP] "
             "[-t SECONDS] [-T REQ_TIMEOUT] [-H 'Name: value']... "
             "[-S SESSIONS] [-q QUESTION] [-i FIRST_RID] [-o CSV] "
-            "[-l LABEL] [-h]\n", me);
+            "[-l LABEL] [-h] [-r REPEAT_PERCENT]\n", me);
     exit(2);
 }
 
@@ -418,7 +451,7 @@ main(int argc, char **argv)
     struct rusage       ru;
     struct epoll_event  evs[256];
 
-    while ((opt = getopt(argc, argv, "u:c:n:w:t:T:H:S:q:i:o:l:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:n:w:t:T:H:S:q:i:o:l:hr:")) != -1) {
         switch (opt) {
         case 'u': url = optarg; break;
         case 'c': conc = atoi(optarg); break;
@@ -436,11 +469,13 @@ main(int argc, char **argv)
         case 'o': csv = optarg; break;
         case 'l': label = optarg; break;
         case 'h': hold = 1; break;
+        case 'r': repeat_pct = atoi(optarg); break;
         default: usage(argv[0]);
         }
     }
 
     if (url == NULL || conc < 1 || count < 1 || warm < 0 || max_s <= 0
+        || repeat_pct < 0 || repeat_pct > 100
         || req_timeout < 1 || strpbrk(question, "\"\\") != NULL)
     {
         usage(argv[0]);
@@ -452,6 +487,7 @@ main(int argc, char **argv)
     }
 
     total = warm + count;
+    repeat_first = first_rid;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "curl_global_init failed\n");

@@ -57,10 +57,14 @@
  *
  *   soak-client -p PORT [-c CONC] [-t SECONDS] [-s SEED] [-i FIRST_RID]
  *               [-T REQ_TIMEOUT] [-R REPLY_DIR] [-F FAILURE_LOG]
- *               [-l LABEL] [-1 RID] [-x KIND,...] [-v]
+ *               [-l LABEL] [-1 RID] [-x KIND,...] [-C] [-v]
  *
  *   -1 RID  send request RID alone (with -s, the seed of the run) and print
  *           it, its answer and the verdict on it
+ *   -C      the verdict cache's soak: half the requests are an earlier
+ *           request again (100-3000 rids before), bytes and expected answer
+ *           alike, so that a cached verdict must give the answer a
+ *           classifier call gives (the mock's behaviour is in the request)
  *   -x      leave these kinds out of the mix (names as in the summary)
  *   -F      append every failed request to this file, one a line
  *
@@ -154,6 +158,7 @@ enum { A_NONE, A_UPLOAD, A_DECISION, A_STREAM };
 
 typedef struct {
     long      rid;
+    long      repeat;            /* -C: the earlier rid this one repeats */
     int       kind;
     int       loc;
     int       expect;
@@ -259,6 +264,7 @@ static struct sockaddr_in  addr;
 static int         conc = 200, seconds = 60, req_timeout = 15, verbose;
 static uint64_t    seed;
 static long        next_rid = 1, one_rid = -1;
+static int         repeats;
 static const char *label = "soak";
 static int         excluded[K_N];
 static const char *argv0 = "soak-client";
@@ -272,14 +278,14 @@ static volatile sig_atomic_t stop_now;
 enum {
     V_PASS, V_A, V_B, V_J, V_ONERR_PASS, V_ONERR_BLOCK, V_HANG_MAIN,
     V_HANG_TIGHT, V_HANG_SEQ, V_SESSION, V_SHADOW_HANG, V_REUSED, V_RST,
-    V_413_PAGE_CHUNKED, V_N
+    V_413_PAGE_CHUNKED, V_REPEAT, V_N
 };
 static const char *cov_name[V_N] = {
     "verdict_pass", "verdict_a", "verdict_b", "verdict_j",
     "classifier_error_fail_open", "classifier_error_fail_closed",
     "hang_main", "hang_tight", "hang_seq", "redis_session",
     "shadow_hang", "keepalive_reused", "client_rst",
-    "over_chunked_answered_by_nginx_page"
+    "over_chunked_answered_by_nginx_page", "repeat_of_an_earlier_request"
 };
 static long  cov[V_N], cov_err[N_ERR_MODES];
 
@@ -410,6 +416,25 @@ random_beh(rng_t *r)
 }
 
 
+/* -C: the earlier rid that request rid repeats, or 0 */
+
+static long
+repeat_of(long rid)
+{
+    rng_t  r;
+
+    if (!repeats) return 0;
+
+    r.s = seed ^ ((uint64_t) rid * 0x9e3779b97f4a7c15ULL);
+    rnd(&r);
+
+    if (!chance(&r, 50)) return 0;
+
+    rid -= rint_(&r, 100, 3000);
+    return rid > 0 ? rid : 0;
+}
+
+
 static void
 make_plan(plan_t *pl, long rid)
 {
@@ -420,6 +445,16 @@ make_plan(plan_t *pl, long rid)
     char     args[C_N][96], gen[96], query[256];
     sb_t     body = { 0 }, head = { 0 };
     rng_t    r;
+
+    if ((x = repeat_of(rid)) != 0) {
+        make_plan(pl, x);
+        pl->repeat = pl->repeat ? pl->repeat : x;
+        pl->rid = rid;
+        i = strlen(pl->desc);
+        snprintf(pl->desc + i, sizeof(pl->desc) - i, " (sent again as rid "
+                 "%ld)", rid);
+        return;
+    }
 
     memset(pl, 0, sizeof(*pl));
     r.s = seed ^ ((uint64_t) rid * 0xd1b54a32d192ed03ULL);
@@ -1438,9 +1473,9 @@ done(conn_t *c, const char *failure, int disconnected)
             printf("\n  bytes after the response: ");
             print_escaped(stdout, c->in + c->pos, c->in_len - c->pos, 600);
         }
-        printf("\n  replay: %s -p %d -R %s -s %llu -1 %ld -v\n", argv0,
+        printf("\n  replay: %s -p %d -R %s -s %llu -1 %ld%s -v\n", argv0,
                ntohs(addr.sin_port), reply_dir, (unsigned long long) seed,
-               pl->rid);
+               pl->rid, repeats ? " -C" : "");
     }
 
     if (failure && faillog) {
@@ -1542,6 +1577,7 @@ start_request(conn_t *c, long rid)
         }
     }
     if (pl->abort_rst && pl->abort_at) cov[V_RST]++;
+    if (pl->repeat) cov[V_REPEAT]++;
 
     c->plan = pl;
     c->sent = 0;
@@ -1864,7 +1900,7 @@ main(int argc, char **argv)
     seed = (uint64_t) time(NULL);
     argv0 = argv[0];
 
-    while ((opt = getopt(argc, argv, "p:c:t:s:i:T:R:F:l:1:x:v")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:t:s:i:T:R:F:l:1:x:vC")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': conc = atoi(optarg); break;
@@ -1877,6 +1913,7 @@ main(int argc, char **argv)
         case 'l': label = optarg; break;
         case '1': one_rid = atol(optarg); break;
         case 'v': verbose++; break;
+        case 'C': repeats = 1; break;
         case 'x':
             {
                 char *list = strdup(optarg), *k, *save = NULL;
@@ -1907,7 +1944,8 @@ main(int argc, char **argv)
         default:
             fprintf(stderr, "usage: %s -p PORT [-c CONC] [-t SECONDS] "
                     "[-s SEED] [-i FIRST_RID] [-T REQ_TIMEOUT] [-R REPLY_DIR] "
-                    "[-F FAILURE_LOG] [-l LABEL] [-1 RID] [-x KIND,...] [-v]\n",
+                    "[-F FAILURE_LOG] [-l LABEL] [-1 RID] [-x KIND,...] [-C] "
+                    "[-v]\n",
                     argv[0]);
             return 2;
         }

@@ -86,6 +86,10 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
 
+/* the verdict cache: ngx_http_classify_cache.h */
+typedef struct ngx_http_classify_cache_s      ngx_http_classify_cache_t;
+typedef struct ngx_http_classify_cache_key_s  ngx_http_classify_cache_key_t;
+
 
 typedef struct {
     ngx_str_t                      name;
@@ -104,9 +108,11 @@ typedef struct {
     ngx_uint_t                     on_error;
     ngx_str_t                      reply;
     ngx_flag_t                     shadow;
+    ngx_msec_t                     cache_valid;   /* unset, 0: off, time */
 
     /* built once at configuration time */
     ngx_str_t                      body_prefix;   /* openai: up to messages */
+    u_char                         cache_id[20];  /* SHA-1 of the settings */
 
 } ngx_http_classify_classifier_t;
 
@@ -131,6 +137,8 @@ typedef struct {
     ngx_flag_t                     capture;       /* any context_store */
     ngx_shm_zone_t                *metrics_zone;
     ngx_http_classify_metrics_t   *metrics;       /* in the zone */
+    ngx_array_t                   *caches;        /* of cache_t * */
+    ngx_array_t                   *cache_refs;    /* checked at the end */
     ngx_pool_t                    *pool;
 } ngx_http_classify_main_conf_t;
 
@@ -158,6 +166,9 @@ typedef struct {
     ngx_uint_t                     redis_on_error;
     ngx_flag_t                     context_store;
     ngx_http_classify_redis_list_t context;
+
+    ngx_shm_zone_t                *cache_zone;    /* "classify_cache" */
+    ngx_msec_t                     cache_valid;
 } ngx_http_classify_loc_conf_t;
 
 
@@ -237,7 +248,10 @@ struct ngx_http_classify_call_s {
     ngx_uint_t                       verdict;     /* when answered */
     const char                      *cause;       /* why it failed */
 
+    ngx_http_classify_cache_key_t   *cache_key;   /* a miss, to store */
+
     unsigned                         ran:1;       /* its subrequest ran */
+    unsigned                         cached:1;    /* answered by the cache */
     unsigned                         too_big:1;
     unsigned                         in_file:1;
 };
@@ -344,6 +358,8 @@ ngx_http_classify_outcome_e ngx_http_classify_outcome(
     ngx_http_classify_call_t *call);
 const char *ngx_http_classify_on_error_name(
     ngx_http_classify_classifier_t *cl);
+
+ngx_str_t *ngx_http_classify_outcome_label(ngx_http_classify_call_t *call);
 
 extern ngx_str_t  ngx_http_classify_outcome_names[];
 ngx_int_t ngx_http_classify_openai_content(u_char *data, size_t len,

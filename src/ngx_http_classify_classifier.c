@@ -31,6 +31,8 @@ static char *ngx_http_classifier_text(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classifier_positive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_classifier_cache_valid(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_classifier_read_file(ngx_conf_t *cf,
     ngx_http_classify_classifier_t *cl, ngx_str_t *name, ngx_str_t *text);
 static char *ngx_http_classifier_bounds(ngx_conf_t *cf, void *post,
@@ -164,6 +166,13 @@ static ngx_command_t  ngx_http_classifier_commands[] = {
       offsetof(ngx_http_classify_classifier_t, shadow),
       NULL },
 
+    { ngx_string("cache_valid"),
+      NGX_CONF_TAKE1,
+      ngx_http_classifier_cache_valid,
+      0,
+      offsetof(ngx_http_classify_classifier_t, cache_valid),
+      NULL },
+
       ngx_null_command
 };
 
@@ -222,6 +231,7 @@ ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cl->on_error = NGX_CONF_UNSET_UINT;
     cl->shadow = NGX_CONF_UNSET;
     cl->positive = NGX_CONF_UNSET_PTR;
+    cl->cache_valid = NGX_CONF_UNSET_MSEC;
 
     save = *cf;
     cf->handler = ngx_http_classifier_setting;
@@ -553,6 +563,37 @@ invalid:
                        "\"%V\": letters and digits, at most %d",
                        &value[i], &cl->name, NGX_HTTP_CLASSIFY_MAX_WORD);
     return NGX_CONF_ERROR;
+}
+
+
+/* cache_valid time | off;  off: this classifier's verdicts are not cached */
+
+static char *
+ngx_http_classifier_cache_valid(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_classify_classifier_t  *cl = conf;
+
+    ngx_str_t  *value;
+
+    if (cl->cache_valid != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        cl->cache_valid = 0;
+        return NGX_CONF_OK;
+    }
+
+    cl->cache_valid = ngx_parse_time(&value[1], 0);
+
+    if (cl->cache_valid == (ngx_msec_t) NGX_ERROR || cl->cache_valid == 0) {
+        return "invalid value";
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -19,7 +19,7 @@
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_redis.h"
-#include "ngx_http_classify_redis.h"
+#include "ngx_http_classify_cache.h"
 
 
 static void ngx_http_classify_body_handler(ngx_http_request_t *r);
@@ -38,6 +38,10 @@ static void ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx,
     ngx_uint_t ok);
 static void ngx_http_classify_run(ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call);
+static ngx_uint_t ngx_http_classify_cached(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call);
+static void ngx_http_classify_cache_answer(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);
 static void ngx_http_classify_call_settled(ngx_http_classify_call_t *call);
 static void ngx_http_classify_settled(ngx_http_classify_ctx_t *ctx,
@@ -395,14 +399,17 @@ ngx_http_classify_context_done(ngx_http_classify_ctx_t *ctx, ngx_uint_t ok)
 
 /*
  * Shadows always start now; the rest all at once, or the first of them
- * in sequential mode.  Past classify_timeout (the context read took it
- * all) none starts: each ends as timed out and the decision comes now.
+ * in sequential mode.  In parallel mode the cached verdicts come first:
+ * they may decide (then no call starts but the shadows) or outrank some
+ * calls (which never start).  Past classify_timeout (the context read
+ * took it all) none starts: each ends as timed out and the decision comes
+ * now.
  */
 
 static void
 ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
 {
-    ngx_uint_t                 i;
+    ngx_uint_t                 i, parallel, decided;
     ngx_http_request_t        *r;
     ngx_http_classify_call_t  *call;
 
@@ -413,8 +420,29 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_classify_resume;
 
+    parallel = (ctx->conf->mode == NGX_HTTP_CLASSIFY_MODE_PARALLEL);
+    decided = 0;
+
+    if (parallel && ctx->conf->cache_zone && ctx->deadline.timer_set) {
+        for (i = 0; i < ctx->ncalls; i++) {
+            (void) ngx_http_classify_cached(ctx, &ctx->calls[i]);
+        }
+
+        decided = ngx_http_classify_resolve(ctx->calls, ctx->ncalls,
+                                            ctx->conf->resolve,
+                                            ctx->first_positive)
+                  != NGX_HTTP_CLASSIFY_UNDECIDED;
+
+        ngx_http_classify_abort_outranked(ctx);
+    }
+
     for (i = 0; i < ctx->ncalls; i++) {
         call = &ctx->calls[i];
+
+        if (call->state != NGX_HTTP_CLASSIFY_CALL_IDLE) {
+            /* a cached verdict, or outranked by one */
+            continue;
+        }
 
         if (!ctx->deadline.timer_set) {
             ngx_http_classify_call_expire(call,
@@ -423,9 +451,7 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
             continue;
         }
 
-        if (ctx->conf->mode == NGX_HTTP_CLASSIFY_MODE_SEQUENTIAL
-            && !call->classifier->shadow)
-        {
+        if (!call->classifier->shadow && (!parallel || decided)) {
             continue;
         }
 
@@ -458,6 +484,69 @@ ngx_http_classify_start(ngx_http_classify_ctx_t *ctx,
 
 
 /*
+ * A verdict from classify_cache: the call ends answered without a
+ * subrequest, in microseconds.  On a miss the call keeps the key, for
+ * ngx_http_classify_cache_answer().
+ */
+
+static ngx_uint_t
+ngx_http_classify_cached(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call)
+{
+    ngx_uint_t                  verdict;
+    ngx_msec_int_t              start;
+    ngx_http_classify_cache_t  *cache;
+
+    if (ngx_http_classify_cache_valid(ctx->conf, call->classifier) == 0) {
+        return 0;
+    }
+
+    cache = ctx->conf->cache_zone->data;
+    start = ngx_http_classify_usec();
+
+    if (ngx_http_classify_cache_lookup(cache, ctx->request->pool,
+                                       call->classifier, &ctx->input,
+                                       &call->cache_key, &verdict)
+        != NGX_OK)
+    {
+        return 0;
+    }
+
+    call->cached = 1;
+    call->verdict = verdict;
+    call->start = start;
+
+    ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_ANSWERED, NULL);
+
+    call->usec = ngx_http_classify_usec() - start;
+
+    ngx_http_classify_settled(ctx, call);
+
+    return 1;
+}
+
+
+/* only an answer goes to the cache: no error, timeout, abort or shadow */
+
+static void
+ngx_http_classify_cache_answer(ngx_http_classify_ctx_t *ctx,
+    ngx_http_classify_call_t *call)
+{
+    if (call->cache_key == NULL
+        || call->state != NGX_HTTP_CLASSIFY_CALL_ANSWERED)
+    {
+        return;
+    }
+
+    ngx_http_classify_cache_store(ctx->conf->cache_zone->data,
+                                  call->classifier, call->cache_key,
+                                  call->verdict,
+                                  ngx_http_classify_cache_valid(ctx->conf,
+                                                           call->classifier));
+}
+
+
+/*
  * A call settled by itself (an answer, an error, its own timeout).  It may
  * run inside the call's post handler, so the gate only records it and
  * wakes the main request: ngx_http_classify_resume() runs from
@@ -468,6 +557,8 @@ static void
 ngx_http_classify_call_settled(ngx_http_classify_call_t *call)
 {
     ngx_http_classify_ctx_t  *ctx = call->data;
+
+    ngx_http_classify_cache_answer(ctx, call);
 
     if (!ctx->waiting) {
         /* after the decision only shadows run */
@@ -569,7 +660,8 @@ ngx_http_classify_resume(ngx_http_request_t *r)
 /*
  * classify_mode sequential: start the first classifier not yet started
  * when none is running.  NGX_OK: one runs, or none is left; NGX_DECLINED:
- * one failed to start (recorded as an error, resolve again).
+ * one settled at once (a cached verdict, or it failed to start and is
+ * recorded as an error): resolve again.
  */
 
 static ngx_int_t
@@ -596,6 +688,10 @@ ngx_http_classify_next(ngx_http_classify_ctx_t *ctx)
 
     if (i == ctx->ncalls) {
         return NGX_OK;
+    }
+
+    if (ctx->conf->cache_zone && ngx_http_classify_cached(ctx, call)) {
+        return NGX_DECLINED;
     }
 
     if (ngx_http_classify_start(ctx, call) == NGX_OK) {
@@ -641,10 +737,8 @@ ngx_http_classify_abort_outranked(ngx_http_classify_ctx_t *ctx)
         }
 
         if (positive) {
-            if (call->state == NGX_HTTP_CLASSIFY_CALL_RUNNING) {
-                ngx_http_classify_call_abort(call);
-            }
-
+            /* running: closed; outranked by a cached verdict: skipped */
+            ngx_http_classify_call_abort(call);
             continue;
         }
 
@@ -785,8 +879,7 @@ ngx_http_classify_log_decision(ngx_http_classify_ctx_t *ctx)
 
     for (i = 0; i < ctx->ncalls; i++) {
         call = &ctx->calls[i];
-        outcome = &ngx_http_classify_outcome_names[
-                                              ngx_http_classify_outcome(call)];
+        outcome = ngx_http_classify_outcome_label(call);
 
         p = ngx_slprintf(p, last, " %V:%V", &call->classifier->name,
                          outcome);

@@ -16,6 +16,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_cache.h"
 
 
 /* histogram bucket upper bounds, in milliseconds; the last is +Inf */
@@ -65,13 +66,14 @@ typedef struct {
 } ngx_http_classify_metrics_sh_t;
 
 
-/* a counter of the whole zone, in both outputs */
+/* a counter of the whole zone, or of a cache, in both outputs */
 
 typedef struct {
     const char                     *name;        /* Prometheus */
     const char                     *key;         /* JSON */
     const char                     *help;
-    size_t                          offset;      /* in the layout */
+    size_t                          offset;      /* in the layout, stats */
+    const char                     *type;        /* Prometheus */
 } ngx_http_classify_counter_t;
 
 
@@ -79,17 +81,41 @@ static ngx_http_classify_counter_t  ngx_http_classify_counters[] = {
 
     { "classify_requests_total", "requests",
       "Requests that reached a classify location.",
-      offsetof(ngx_http_classify_metrics_t, requests) },
+      offsetof(ngx_http_classify_metrics_t, requests), "counter" },
 
     { "classify_redis_errors_total", "redis_errors",
       "Requests that got no context from Redis (down, slow or failing).",
-      offsetof(ngx_http_classify_metrics_t, redis_errors) },
+      offsetof(ngx_http_classify_metrics_t, redis_errors), "counter" },
 
     { "classify_redis_stores_lost_total", "redis_stores_lost",
       "Context stores Redis never acknowledged (queue full, refused, exit).",
-      offsetof(ngx_http_classify_metrics_t, redis_stores_lost) },
+      offsetof(ngx_http_classify_metrics_t, redis_stores_lost), "counter" },
 
-    { NULL, NULL, NULL, 0 }
+    { NULL, NULL, NULL, 0, NULL }
+};
+
+
+/* the counters of one classifier in one classify_cache_zone */
+
+static ngx_http_classify_counter_t  ngx_http_classify_cache_counters[] = {
+
+    { "classify_cache_hits_total", "hits",
+      "Classifier verdicts answered by the verdict cache, without a call.",
+      offsetof(ngx_http_classify_cache_stats_t, hits), "counter" },
+
+    { "classify_cache_misses_total", "misses",
+      "Verdict cache lookups that found nothing, and made the call.",
+      offsetof(ngx_http_classify_cache_stats_t, misses), "counter" },
+
+    { "classify_cache_evictions_total", "evictions",
+      "Cached verdicts evicted to make room (least recently used first).",
+      offsetof(ngx_http_classify_cache_stats_t, evictions), "counter" },
+
+    { "classify_cache_entries", "entries",
+      "Verdicts in the cache now.",
+      offsetof(ngx_http_classify_cache_stats_t, entries), "gauge" },
+
+    { NULL, NULL, NULL, 0, NULL }
 };
 
 
@@ -126,6 +152,12 @@ static void ngx_http_classify_json(ngx_http_classify_text_t *t,
     ngx_http_classify_main_conf_t *cmcf);
 static void ngx_http_classify_json_hist(ngx_http_classify_text_t *t,
     ngx_http_classify_hist_t *h);
+static void ngx_http_classify_prometheus_cache(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
+static void ngx_http_classify_json_cache(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf, ngx_uint_t i);
+static void ngx_http_classify_json_caches(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
 static void ngx_cdecl ngx_http_classify_print(ngx_http_classify_text_t *t,
     const char *fmt, ...);
 
@@ -439,7 +471,9 @@ ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx)
         (void) ngx_atomic_fetch_add(
                             &cm->outcome[ngx_http_classify_outcome(call)], 1);
 
-        if (call->state == NGX_HTTP_CLASSIFY_CALL_ANSWERED
+        /* the classifier's own time: a cached verdict had no call */
+
+        if ((call->state == NGX_HTTP_CLASSIFY_CALL_ANSWERED && !call->cached)
             || call->state == NGX_HTTP_CLASSIFY_CALL_FAILED)
         {
             ngx_http_classify_observe(&cm->latency, call->usec);
@@ -495,6 +529,7 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
     ngx_str_t                        format, content_type;
     ngx_uint_t                       i;
     ngx_http_classify_text_t         t;
+    ngx_http_classify_cache_t      **zones;
     ngx_http_classify_classifier_t  *cl;
     ngx_http_classify_main_conf_t   *cmcf;
 
@@ -524,9 +559,14 @@ ngx_http_classify_status_handler(ngx_http_request_t *r)
     t.reserve = 512;
 
     cl = cmcf->classifiers.elts;
+    zones = cmcf->caches ? cmcf->caches->elts : NULL;
 
     for (i = 0; i < cmcf->classifiers.nelts; i++) {
         t.reserve = ngx_max(t.reserve, 512 + 2 * cl[i].name.len);
+    }
+
+    for (i = 0; cmcf->caches && i < cmcf->caches->nelts; i++) {
+        t.reserve += 2 * zones[i]->name.len;
     }
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
@@ -562,8 +602,8 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
     cl = cmcf->classifiers.elts;
 
     for (c = ngx_http_classify_counters; c->name; c++) {
-        ngx_http_classify_print(t, "# HELP %s %s\n# TYPE %s counter\n%s %uA\n",
-                                c->name, c->help, c->name, c->name,
+        ngx_http_classify_print(t, "# HELP %s %s\n# TYPE %s %s\n%s %uA\n",
+                                c->name, c->help, c->name, c->type, c->name,
                                 ngx_http_classify_counter(m, c));
     }
 
@@ -615,6 +655,49 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
     for (i = 0; i < m->nclassifiers; i++) {
         ngx_http_classify_prometheus_hist(t, "classify_classifier_seconds",
                                           &cl[i].name, &m->cl[i].latency);
+    }
+
+    ngx_http_classify_prometheus_cache(t, cmcf);
+}
+
+
+/* each cache counter, by zone and classifier */
+
+static void
+ngx_http_classify_prometheus_cache(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    ngx_uint_t                        i, z;
+    ngx_http_classify_counter_t      *c;
+    ngx_http_classify_cache_t       **zones;
+    ngx_http_classify_classifier_t   *cl;
+    ngx_http_classify_cache_stats_t  *stats;
+
+    if (cmcf->caches == NULL) {
+        return;
+    }
+
+    zones = cmcf->caches->elts;
+    cl = cmcf->classifiers.elts;
+
+    for (c = ngx_http_classify_cache_counters; c->name; c++) {
+        ngx_http_classify_print(t, "# HELP %s %s\n# TYPE %s %s\n",
+                                c->name, c->help, c->name, c->type);
+
+        for (z = 0; z < cmcf->caches->nelts; z++) {
+            for (i = 0; i < cmcf->classifiers.nelts; i++) {
+                stats = zones[z]->stats ? zones[z]->stats[i] : NULL;
+
+                if (stats == NULL) {
+                    continue;
+                }
+
+                ngx_http_classify_print(t,
+                                   "%s{zone=\"%V\",classifier=\"%V\"} %uA\n",
+                                   c->name, &zones[z]->name, &cl[i].name,
+                                   ngx_http_classify_counter(stats, c));
+            }
+        }
     }
 }
 
@@ -719,13 +802,94 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
 
         ngx_http_classify_print(t, "},\"latency_ms\":");
         ngx_http_classify_json_hist(t, &cm->latency);
+        ngx_http_classify_json_cache(t, cmcf, i);
         ngx_http_classify_print(t, "}");
     }
 
     ngx_http_classify_print(t, "},\"zone\":{\"size\":%uz,\"pages_free\":%ui,"
-                            "\"layouts\":%ui}}\n",
+                            "\"layouts\":%ui}",
                             cmcf->metrics_zone->shm.size, shpool->pfree,
                             sh->nlayouts);
+
+    ngx_http_classify_json_caches(t, cmcf);
+
+    ngx_http_classify_print(t, "}\n");
+}
+
+
+/* ,"cache":{"zone":{"hits":..,"misses":..,...}}: classifier i's counters */
+
+static void
+ngx_http_classify_json_cache(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf, ngx_uint_t i)
+{
+    ngx_uint_t                        z, n;
+    ngx_http_classify_counter_t      *c;
+    ngx_http_classify_cache_t       **zones;
+    ngx_http_classify_cache_stats_t  *stats;
+
+    if (cmcf->caches == NULL) {
+        return;
+    }
+
+    zones = cmcf->caches->elts;
+    n = 0;
+
+    ngx_http_classify_print(t, ",\"cache\":{");
+
+    for (z = 0; z < cmcf->caches->nelts; z++) {
+        stats = zones[z]->stats ? zones[z]->stats[i] : NULL;
+
+        if (stats == NULL) {
+            continue;
+        }
+
+        ngx_http_classify_print(t, "%s\"%V\":{", n++ ? "," : "",
+                                &zones[z]->name);
+
+        for (c = ngx_http_classify_cache_counters; c->name; c++) {
+            ngx_http_classify_print(t, "%s\"%s\":%uA",
+                                    c == ngx_http_classify_cache_counters
+                                    ? "" : ",",
+                                    c->key,
+                                    ngx_http_classify_counter(stats, c));
+        }
+
+        ngx_http_classify_print(t, "}");
+    }
+
+    ngx_http_classify_print(t, "}");
+}
+
+
+/* ,"caches":{"zone":{"size":..,"pages":..,"pages_free":..,"entries":..}} */
+
+static void
+ngx_http_classify_json_caches(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    ngx_uint_t                  z, pages, pages_free, entries;
+    ngx_http_classify_cache_t **zones;
+
+    if (cmcf->caches == NULL) {
+        return;
+    }
+
+    zones = cmcf->caches->elts;
+
+    ngx_http_classify_print(t, ",\"caches\":{");
+
+    for (z = 0; z < cmcf->caches->nelts; z++) {
+        ngx_http_classify_cache_fill(zones[z], &pages, &pages_free, &entries);
+
+        ngx_http_classify_print(t, "%s\"%V\":{\"size\":%uz,\"pages\":%ui,"
+                                "\"pages_free\":%ui,\"entries\":%ui}",
+                                z ? "," : "", &zones[z]->name,
+                                zones[z]->shm_zone->shm.size, pages,
+                                pages_free, entries);
+    }
+
+    ngx_http_classify_print(t, "}");
 }
 
 

@@ -200,6 +200,29 @@ ngx_str_t  ngx_http_classify_outcome_names[] = {
 };
 
 
+/* a verdict the cache gave, as logs and variables show it */
+
+static ngx_str_t  ngx_http_classify_cached_names[] = {
+    ngx_string("positive(cached)"),
+    ngx_string("negative(cached)")
+};
+
+
+ngx_str_t *
+ngx_http_classify_outcome_label(ngx_http_classify_call_t *call)
+{
+    ngx_http_classify_outcome_e  outcome;
+
+    outcome = ngx_http_classify_outcome(call);
+
+    if (call->cached && outcome <= NGX_HTTP_CLASSIFY_OUTCOME_NEGATIVE) {
+        return &ngx_http_classify_cached_names[outcome];
+    }
+
+    return &ngx_http_classify_outcome_names[outcome];
+}
+
+
 ngx_http_classify_outcome_e
 ngx_http_classify_outcome(ngx_http_classify_call_t *call)
 {
