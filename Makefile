@@ -39,7 +39,11 @@ DEB_TEST     := perl libtest-base-perl libtest-longstring-perl \
 DEB_SDK      := nodejs npm
 DEB_CHECK    := valgrind
 DEB_FUZZ     := clang
-DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox
+# the benchmark's peers (bench/peers/): the same gate in OpenResty's Lua
+# module and in njs, loaded into the same Debian nginx; valgrind for the
+# module's instruction share (callgrind)
+DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox libnginx-mod-http-ndk \
+                libnginx-mod-http-lua lua-cjson libnginx-mod-http-js valgrind
 DEB_PACKAGE  := debhelper dpkg-dev
 # what OpenResty's Test::Nginx needs beyond DEB_TEST (make test-upstream)
 DEB_UPSTREAM := libwww-perl libhttp-message-perl liblist-moreutils-perl
@@ -307,7 +311,7 @@ clean:
 
 # make bench: the benchmark (bench/run), against the mock backend on
 # 127.0.0.1; writes bench/RESULTS.md and bench/latency.svg.
-# make bench QUICK=1: c=1 and c=64 only, under 2 minutes (CI), report in
+# make bench QUICK=1: c=1 and c=64 only, about 3 minutes (CI), report in
 # build/bench/.
 .PHONY: bench
 BENCH_BINS := $(MOCK) $(BIN)/classify-load $(BIN)/probe
