@@ -44,9 +44,12 @@ DEB_TEST     := libcjson-dev perl libtest-base-perl libtest-longstring-perl \
 DEB_SDK      := nodejs npm
 DEB_CHECK    := valgrind
 DEB_FUZZ     := clang libcjson-dev
-DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox
-# the peers the benchmarks compare with: the same gate in OpenResty's Lua
-DEB_PEERS    := libnginx-mod-http-lua lua-cjson
+# valgrind for the module's instruction share (callgrind)
+DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox valgrind
+# the benchmarks' peers (bench/peers/, bench/cache/): the same gate in
+# OpenResty's Lua module and in njs, loaded into the same Debian nginx
+DEB_PEERS    := libnginx-mod-http-ndk libnginx-mod-http-lua lua-cjson \
+                libnginx-mod-http-js
 DEB_PACKAGE  := debhelper dpkg-dev
 # what OpenResty's Test::Nginx needs beyond DEB_TEST (make test-upstream)
 DEB_UPSTREAM := libwww-perl libhttp-message-perl liblist-moreutils-perl
@@ -355,13 +358,13 @@ clean:
 
 # make bench: the benchmark (bench/run), against the mock backend on
 # 127.0.0.1; writes bench/RESULTS.md and bench/latency.svg.
-# make bench QUICK=1: c=1 and c=64 only, under 2 minutes (CI), report in
+# make bench QUICK=1: c=1 and c=64 only, about 3 minutes (CI), report in
 # build/bench/.
 .PHONY: bench
 BENCH_BINS := $(MOCK) $(BIN)/classify-load $(BIN)/probe
 
 bench: deps-test build
-	$(call apt_ensure,$(DEB_BENCH))
+	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
 	@$(MAKE) --no-print-directory $(BENCH_BINS)
 	QUICK=$(QUICK) BIN=$(BIN) bench/run
 
