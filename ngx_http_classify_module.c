@@ -68,13 +68,6 @@ static ngx_conf_enum_t  ngx_http_classify_inputs[] = {
 };
 
 
-static ngx_conf_enum_t  ngx_http_classify_on_errors[] = {
-    { ngx_string("pass"), NGX_HTTP_CLASSIFY_ON_ERROR_PASS },
-    { ngx_string("block"), NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK },
-    { ngx_null_string, 0 }
-};
-
-
 static ngx_conf_enum_t  ngx_http_classify_orders[] = {
     { ngx_string("rpush"), NGX_HTTP_CLASSIFY_ORDER_RPUSH },
     { ngx_string("lpush"), NGX_HTTP_CLASSIFY_ORDER_LPUSH },

@@ -297,6 +297,8 @@ extern ngx_module_t  ngx_http_classify_module;
 char *ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+extern ngx_conf_enum_t  ngx_http_classify_on_errors[];
+
 /* gate */
 ngx_int_t ngx_http_classify_handler(ngx_http_request_t *r);
 ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);

@@ -49,7 +49,8 @@ static ngx_conf_enum_t  ngx_http_classifier_protocols[] = {
 };
 
 
-static ngx_conf_enum_t  ngx_http_classifier_on_errors[] = {
+/* a classifier's on_error, and classify_redis_on_error */
+ngx_conf_enum_t  ngx_http_classify_on_errors[] = {
     { ngx_string("pass"), NGX_HTTP_CLASSIFY_ON_ERROR_PASS },
     { ngx_string("block"), NGX_HTTP_CLASSIFY_ON_ERROR_BLOCK },
     { ngx_null_string, 0 }
@@ -143,7 +144,7 @@ static ngx_command_t  ngx_http_classifier_commands[] = {
       ngx_http_classifier_enum,
       0,
       offsetof(ngx_http_classify_classifier_t, on_error),
-      &ngx_http_classifier_on_errors },
+      &ngx_http_classify_on_errors },
 
     { ngx_string("reply"),
       NGX_CONF_TAKE1,
