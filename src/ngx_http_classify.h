@@ -85,6 +85,7 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
+typedef struct ngx_http_classify_spec_s     ngx_http_classify_spec_t;
 
 
 typedef struct {
@@ -172,6 +173,9 @@ typedef struct {
     ngx_flag_t                     context_store;
     ngx_uint_t                     context_max;
     ngx_msec_t                     context_ttl;
+
+    ngx_flag_t                     speculate;
+    size_t                         speculate_buffer;
 } ngx_http_classify_loc_conf_t;
 
 
@@ -281,6 +285,8 @@ struct ngx_http_classify_ctx_s {
     ngx_str_t                        body;        /* kept as it came */
     size_t                           body_size;
 
+    ngx_http_classify_spec_t        *spec;        /* classify_speculate */
+
     ngx_str_t                        capture;     /* generated answer */
     size_t                           capture_size;
 
@@ -343,6 +349,11 @@ void ngx_http_classify_metrics_redis_error(ngx_http_request_t *r);
 void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);
+void ngx_http_classify_metrics_speculated(ngx_http_request_t *r);
+void ngx_http_classify_metrics_speculation_aborted(ngx_http_request_t *r,
+    off_t bytes, ngx_msec_int_t usec);
+void ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
+    ngx_msec_int_t usec);
 
 /* capture of the generated answer */
 ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);

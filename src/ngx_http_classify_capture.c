@@ -14,6 +14,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_speculate.h"
 
 #include <cjson/cJSON.h>
 
@@ -136,8 +137,20 @@ ngx_http_classify_keep_body(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_classify_header_filter(ngx_http_request_t *r)
 {
-    if (r != r->main && ngx_http_classify_is_call(r)) {
-        ngx_http_classify_call_header(r);
+    ngx_http_classify_spec_t  *spec;
+
+    if (r != r->main) {
+        if (ngx_http_classify_is_call(r)) {
+            ngx_http_classify_call_header(r);
+
+        } else {
+            spec = ngx_http_classify_speculation(r);
+
+            if (spec) {
+                /* held until the verdict, then the main request's */
+                return ngx_http_classify_speculate_header(spec, r);
+            }
+        }
     }
 
     return ngx_http_next_header_filter(r);
@@ -151,6 +164,7 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
     u_char                         *p;
     ngx_chain_t                    *cl;
     ngx_http_classify_ctx_t        *ctx;
+    ngx_http_classify_spec_t       *spec;
     ngx_http_classify_main_conf_t  *cmcf;
 
     if (r != r->main) {
@@ -158,6 +172,13 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
             /* a classifier's answer: kept by the call, not sent on */
             return ngx_http_classify_call_collect(r, r->post_subrequest->data,
                                                   in);
+        }
+
+        spec = ngx_http_classify_speculation(r);
+
+        if (spec) {
+            /* a speculative generation: held, or relayed to the client */
+            return ngx_http_classify_speculate_body(spec, r, in);
         }
 
         return ngx_http_next_body_filter(r, in);
