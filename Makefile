@@ -5,6 +5,7 @@
 #   make run        build and run the gateway with the bundled mock backends
 #   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
+#   make bench-speculate  classify_speculate's time to first token
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
 #                   connections, faults and Redis restarts (soak/run)
 #   make deb        the Debian package libnginx-mod-http-classify
@@ -225,6 +226,18 @@ bench: build
 	gcc -O2 -Wall -o $(BENCH_BIN)/mock-llm bench/mock-llm.c
 	gcc -O2 -Wall -o $(BENCH_BIN)/probe bench/probe.c
 	QUICK=$(QUICK) MOCK=$(MOCK) bench/run
+
+# make bench-speculate: classify_speculate's time to first token against the
+# plain proxy_pass, the gate without it and an OpenResty gate, and what
+# blocked requests' generations cost (bench/speculate/run; ports 18480,
+# 18481, 18490; QUICK=1 for c=1 and 64 only)
+.PHONY: bench-speculate
+bench-speculate: build
+	$(call apt_ensure,$(DEB_BENCH) lua-cjson)
+	@mkdir -p $(BENCH_BIN)
+	gcc -O2 -Wall -o $(BENCH_BIN)/classify-load bench/classify-load.c -lcurl -lm
+	gcc -O2 -Wall -o $(BENCH_BIN)/mock-llm bench/mock-llm.c
+	QUICK=$(QUICK) BIN=$(BENCH_BIN) bench/speculate/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in
