@@ -23,18 +23,26 @@ _EOC_
     }
 });
 
-# one HTTP/2 request with curl; what it saw goes to html/NAME.{w,h,b}:
+# one HTTP/2 request with curl to the block's "listen ... http2" port
+# (read back from the nginx.conf written for the block, so that this works
+# under either runner); what it saw goes to html/NAME.{w,h,b}:
 # "<http version> <status>", the response headers, the body
 sub main::h2 {
     my ($name, $path, %opt) = @_;
-    my $o = "$ENV{TEST_NGINX_HTML_DIR}/$name";
+    my $root = $ENV{TEST_NGINX_SERVER_ROOT};
+    my $o = "$root/html/$name";
     my $body = '{"messages":[{"role":"user","content":"x"}],"stream":true}';
+
+    open my $conf, '<', "$root/conf/nginx.conf" or die "nginx.conf: $!";
+    my ($port) = do { local $/; <$conf> } =~ /listen 127\.0\.0\.1:(\d+) http2;/
+        or die "no http2 listener in nginx.conf";
+    close $conf;
 
     open my $curl, '-|', 'curl', '-s', '--http2-prior-knowledge',
          '-m', $opt{max} // 30, '-D', "$o.h", '-o', "$o.b",
          '-w', '%{http_version} %{response_code}',
          '-H', 'Content-Type: application/json', '--data-binary', $body,
-         "http://127.0.0.1:$ENV{TEST_NGINX_RAND_PORT_1}$path"
+         "http://127.0.0.1:$port$path"
         or die "cannot run curl: $!";
     my $w = do { local $/; <$curl> };
     close $curl;
