@@ -39,6 +39,7 @@
 
 
 static void ngx_http_classify_speculate_run(ngx_http_request_t *sr);
+static void ngx_http_classify_speculate_drop(ngx_http_request_t *sr);
 static ngx_int_t ngx_http_classify_speculate_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_classify_speculate_hold(
@@ -104,7 +105,7 @@ ngx_http_classify_speculate_start(ngx_http_request_t *r, ngx_str_t *pass,
         flags = NGX_HTTP_LOG_UNSAFE;
 
         if (ngx_http_parse_unsafe_uri(r, &uri, &args, &flags) != NGX_OK) {
-            return NULL;
+            goto failed;
         }
     }
 
@@ -112,10 +113,7 @@ ngx_http_classify_speculate_start(ngx_http_request_t *r, ngx_str_t *pass,
                             NGX_HTTP_SUBREQUEST_BACKGROUND)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "classify: speculative generation to \"%V\" could "
-                      "not start, passing after the decision", pass);
-        return NULL;
+        goto failed;
     }
 
     spec->sr = sr;
@@ -140,6 +138,14 @@ ngx_http_classify_speculate_start(ngx_http_request_t *r, ngx_str_t *pass,
                    "classify: speculative generation -> \"%V\"", pass);
 
     return spec;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "classify: speculative generation to \"%V\" could not "
+                  "start, passing after the decision", pass);
+
+    return NULL;
 }
 
 
@@ -151,6 +157,10 @@ ngx_http_classify_speculate_run(ngx_http_request_t *sr)
     ngx_http_classify_spec_t  *spec;
 
     spec = sr->post_subrequest->data;
+
+    if (spec->ran) {
+        return;
+    }
 
     if (spec->state == NGX_HTTP_CLASSIFY_SPEC_ABORTED) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
@@ -274,14 +284,27 @@ ngx_http_classify_speculate_body(ngx_http_classify_spec_t *spec,
         return ngx_http_classify_speculate_hold(spec, in);
 
     case NGX_HTTP_CLASSIFY_SPEC_RELEASED:
+        for (cl = in; cl; cl = cl->next) {
+            if (cl->buf->last_in_chain) {
+                spec->complete = 1;
+            }
+
+            spec->received += ngx_buf_size(cl->buf);
+        }
+
         return ngx_http_classify_speculate_relay(spec, in);
 
     default:
+        /*
+         * past its refused header, dropped; NGX_ERROR here would flag the
+         * connection it shares with the client (ngx_http_output_filter())
+         */
+
         for (cl = in; cl; cl = cl->next) {
             cl->buf->pos = cl->buf->last;
         }
 
-        return NGX_ERROR;
+        return NGX_OK;
     }
 }
 
@@ -311,6 +334,11 @@ ngx_http_classify_speculate_hold(ngx_http_classify_spec_t *spec,
         }
 
         len = ngx_buf_size(b);
+
+        if (len == 0) {
+            continue;
+        }
+
         spec->received += len;
 
         if (spec->full
@@ -398,19 +426,10 @@ ngx_http_classify_speculate_relay(ngx_http_classify_spec_t *spec,
     ngx_chain_t *in)
 {
     ngx_int_t                  rc;
-    ngx_chain_t               *cl;
     ngx_http_request_t        *r;
     ngx_http_core_loc_conf_t  *clcf;
 
     r = spec->request;
-
-    for (cl = in; cl; cl = cl->next) {
-        if (cl->buf->last_in_chain) {
-            spec->complete = 1;
-        }
-
-        spec->received += ngx_buf_size(cl->buf);
-    }
 
     rc = ngx_http_output_filter(r, in);
 
@@ -457,9 +476,19 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
     if (!spec->has_header) {
         if (spec->ended) {
             ngx_http_classify_speculate_finish(spec);
+            return;
         }
 
-        /* else the header goes out when it comes */
+        /*
+         * the header goes out when it comes; a generation not at its
+         * upstream yet may wait on the connection's events (a limit_req
+         * delay), which went to the gate until now: its turn again
+         */
+
+        if (spec->ran && spec->sr->upstream == NULL) {
+            (void) ngx_http_post_request(spec->sr, NULL);
+        }
+
         return;
     }
 
@@ -542,9 +571,10 @@ ngx_http_classify_speculate_own_list(ngx_list_t *list, ngx_list_t *from)
 
 
 /*
- * The main request's write handler once released: the connection is
- * writable again (the generation's upstream waits for its buffers to be
- * sent), or the generation has ended.
+ * The main request's write handler once released: the connection's write
+ * events are the generation's, as they would be if it were the active
+ * request (its upstream waits for its buffers to be sent, a limit_req
+ * delay ends), or the generation has ended.
  */
 
 static void
@@ -561,9 +591,7 @@ ngx_http_classify_speculate_write(ngx_http_request_t *r)
         return;
     }
 
-    if (spec->has_header) {
-        spec->sr->write_event_handler(spec->sr);
-    }
+    spec->sr->write_event_handler(spec->sr);
 }
 
 
@@ -610,9 +638,10 @@ ngx_http_classify_speculate_finish(ngx_http_classify_spec_t *spec)
 /*
  * Block: the generation's upstream is closed through its own cleanup,
  * which finalizes the subrequest with NGX_DONE (as a classifier call is
- * closed).  One that has not run yet is dropped at its turn; one not at
- * its upstream yet (an access phase of its own) is refused by the filters
- * when it gets there.
+ * closed).  One that has not run yet is dropped at its turn.  One that
+ * waits in its location before any upstream (a limit_req delay, an
+ * auth_request) would wait on the connection's events, which are the
+ * main request's: it is dropped at its next turn, now.
  */
 
 void
@@ -644,7 +673,34 @@ ngx_http_classify_speculate_abort(ngx_http_classify_spec_t *spec)
 
     if (u && u->cleanup && *u->cleanup) {
         (*u->cleanup)(spec->sr);
+        return;
     }
+
+    spec->sr->write_event_handler = ngx_http_classify_speculate_drop;
+    (void) ngx_http_post_request(spec->sr, NULL);
+}
+
+
+/* a generation aborted before its upstream, at its next turn */
+
+static void
+ngx_http_classify_speculate_drop(ngx_http_request_t *sr)
+{
+    ngx_http_classify_spec_t  *spec;
+
+    spec = sr->post_subrequest->data;
+
+    if (spec->ended) {
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "classify: generation dropped before its upstream");
+
+    spec->ended = 1;
+
+    /* balances the r->main->count of ngx_http_subrequest() */
+    ngx_http_finalize_request(sr, NGX_DONE);
 }
 
 

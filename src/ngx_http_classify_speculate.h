@@ -17,7 +17,7 @@
 typedef enum {
     NGX_HTTP_CLASSIFY_SPEC_HOLDING = 0,  /* started, the verdict unknown */
     NGX_HTTP_CLASSIFY_SPEC_RELEASED,     /* passed: it is the client's answer */
-    NGX_HTTP_CLASSIFY_SPEC_ABORTED       /* blocked: closed, its bytes dropped */
+    NGX_HTTP_CLASSIFY_SPEC_ABORTED       /* blocked: closed, bytes dropped */
 } ngx_http_classify_spec_state_e;
 
 

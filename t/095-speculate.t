@@ -691,3 +691,58 @@ sub { require IO::Uncompress::Gunzip; my $out;
 1 2 3 done
 --- no_error_log
 [error]
+
+
+
+=== TEST 29: a limit_req delay in the classify_pass location: the delayed generation goes on once released
+--- http_config
+    limit_req_zone $server_name zone=gen29:1m rate=1r/s;
+--- config
+    location = /chat { classify a b; classify_pass @gen; classify_speculate on; }
+    location @gen {
+        limit_req zone=gen29 burst=5;
+        rewrite ^ /v1/generate?tag=s29g&chunks=1? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=s29a&verdict=no&delay=0.1; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=s29b&verdict=no; }
+--- request eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}"]
+--- response_body_like eval
+['"content":"chunk1 ".*data: \[DONE\]', '"content":"chunk1 ".*data: \[DONE\]']
+--- timeout: 5
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 30: ... and a block drops it before it reaches the backend: the reply goes out, the connection is not held
+--- http_config
+    limit_req_zone $server_name zone=gen30:1m rate=1r/s;
+--- config
+    location = /chat { classify a b; classify_pass @gen; classify_speculate on; classify_reply_format text; }
+    location @gen {
+        limit_req zone=gen30 burst=5;
+        rewrite ^ /v1/generate?tag=s30g&chunks=1&delay=2? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=s30a&verdict=yes&delay=0.1; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=s30b&verdict=no; }
+--- request eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+"POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+"GET /mock/count?tag=s30g"]
+--- response_body eval
+["A blocks.", "A blocks.", "1\n"]
+--- timeout: 5
+--- no_error_log
+[error]
+[alert]

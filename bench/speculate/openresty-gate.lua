@@ -68,8 +68,8 @@ function M.gate(names)
 
     local calls = {}
     for i, name in ipairs(names) do
-        calls[i] = { "/_cls/" .. name,
-                     { method = ngx.HTTP_POST, body = call_body(prompts[i], q) } }
+        calls[i] = { "/_cls/" .. name, { method = ngx.HTTP_POST,
+                                         body = call_body(prompts[i], q) } }
     end
 
     local res = { ngx.location.capture_multi(calls) }
