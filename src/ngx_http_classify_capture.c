@@ -1,8 +1,10 @@
 
 /*
  * ngx_http_classify_module: the module's body filter.  It keeps the
- * answers of classifier subrequests (ngx_http_classify_answer_filter())
- * and, for classify_context_store, the generated answer.
+ * answers of classifier subrequests (ngx_http_classify_answer_filter()),
+ * hands a speculative generation's response to speculate.c (held, or
+ * relayed to the main request, where it passes here again as a pass's
+ * would) and, for classify_context_store, the generated answer.
  *
  * A body filter on a passed request copies the generation's response as
  * it goes by (nothing is held back: each buffer is passed on unchanged),

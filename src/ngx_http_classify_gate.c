@@ -14,6 +14,10 @@
  * (ngx_http_test_reading: a client that goes away terminates the request,
  * whose cleanups close every classifier upstream), each call has its own
  * timeout, and one timer, ctx->deadline, is classify_timeout.
+ *
+ * With classify_speculate the generation starts as soon as the body is
+ * parsed, held until the verdict (speculate.c): a pass releases it instead
+ * of redirecting, every other answer aborts it.
  */
 
 
