@@ -10,6 +10,7 @@
 #   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make fuzz-long  ... 10 M inputs each; make fuzz-cost: the parser's cost
+#   make bench-speculate  classify_speculate's time to first token
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
 #                   connections, faults and Redis restarts (soak/run);
 #                   SOAK_CACHE=1 with the verdict cache and repeats
@@ -379,6 +380,16 @@ bench-cache: deps-test build
 	QUICK=$(QUICK) BIN=$(BIN) bench/cache/run
 
 bench: bench-cache
+
+# make bench-speculate: classify_speculate's time to first token against the
+# plain proxy_pass, the gate without it and an OpenResty gate, and what
+# blocked requests' generations cost (bench/speculate/run; ports 18480,
+# 18481, 18490; QUICK=1 for c=1 and 64 only)
+.PHONY: bench-speculate
+bench-speculate: deps-test build
+	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
+	@$(MAKE) --no-print-directory $(BENCH_BINS)
+	QUICK=$(QUICK) BIN=$(BIN) bench/speculate/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in

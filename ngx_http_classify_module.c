@@ -265,6 +265,20 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       offsetof(ngx_http_classify_loc_conf_t, context.ttl),
       NULL },
 
+    { ngx_string("classify_speculate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, speculate),
+      NULL },
+
+    { ngx_string("classify_speculate_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, speculate_buffer),
+      NULL },
+
       ngx_null_command
 };
 
@@ -428,6 +442,8 @@ ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
     conf->context.ttl = NGX_CONF_UNSET_MSEC;
     conf->cache_zone = NGX_CONF_UNSET_PTR;
     conf->cache_valid = NGX_CONF_UNSET_MSEC;
+    conf->speculate = NGX_CONF_UNSET;
+    conf->speculate_buffer = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }
@@ -468,6 +484,9 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               256 * 1024);
     ngx_conf_merge_msec_value(conf->context.ttl, prev->context.ttl,
                               86400000);
+    ngx_conf_merge_value(conf->speculate, prev->speculate, 0);
+    ngx_conf_merge_size_value(conf->speculate_buffer, prev->speculate_buffer,
+                              64 * 1024);
 
     if (conf->timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -742,7 +761,9 @@ ngx_http_classify_verdict_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_classify_get_ctx(r->main);
 
-    if (ctx == NULL) {
+    /* not known yet: a speculative generation's request is made before */
+
+    if (ctx == NULL || ctx->redis_op || ctx->waiting) {
         v->not_found = 1;
         return NGX_OK;
     }

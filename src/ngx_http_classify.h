@@ -85,6 +85,7 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
+typedef struct ngx_http_classify_spec_s     ngx_http_classify_spec_t;
 
 /* the verdict cache: ngx_http_classify_cache.h */
 typedef struct ngx_http_classify_cache_s      ngx_http_classify_cache_t;
@@ -169,6 +170,9 @@ typedef struct {
 
     ngx_shm_zone_t                *cache_zone;    /* "classify_cache" */
     ngx_msec_t                     cache_valid;
+
+    ngx_flag_t                     speculate;
+    size_t                         speculate_buffer;
 } ngx_http_classify_loc_conf_t;
 
 
@@ -279,6 +283,8 @@ struct ngx_http_classify_ctx_s {
     ngx_str_t                        body;        /* kept as it came */
     size_t                           body_size;
 
+    ngx_http_classify_spec_t        *spec;        /* classify_speculate */
+
     ngx_str_t                        capture;     /* generated answer */
     size_t                           capture_size;
 
@@ -332,6 +338,11 @@ void ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
 void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);
+void ngx_http_classify_metrics_speculated(ngx_http_request_t *r);
+void ngx_http_classify_metrics_speculation_aborted(ngx_http_request_t *r,
+    off_t bytes, ngx_msec_int_t usec);
+void ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
+    ngx_msec_int_t usec);
 
 /* capture of the generated answer */
 ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);

@@ -1,8 +1,10 @@
 
 /*
  * ngx_http_classify_module: the module's body filter.  It keeps the
- * answers of classifier subrequests (ngx_http_classify_answer_filter())
- * and, for classify_context_store, the generated answer.
+ * answers of classifier subrequests (ngx_http_classify_answer_filter()),
+ * hands a speculative generation's response to speculate.c (held, or
+ * relayed to the main request, where it passes here again as a pass's
+ * would) and, for classify_context_store, the generated answer.
  *
  * A body filter on a passed request copies the generation's response as
  * it goes by (nothing is held back: each buffer is passed on unchanged),
@@ -16,6 +18,7 @@
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_jsonr.h"
+#include "ngx_http_classify_speculate.h"
 
 
 #define NGX_HTTP_CLASSIFY_CAPTURE_MAX  (256 * 1024)
@@ -136,8 +139,20 @@ ngx_http_classify_keep_body(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_classify_header_filter(ngx_http_request_t *r)
 {
-    if (r != r->main && ngx_http_classify_is_call(r)) {
-        ngx_http_classify_call_header(r);
+    ngx_http_classify_spec_t  *spec;
+
+    if (r != r->main) {
+        if (ngx_http_classify_is_call(r)) {
+            ngx_http_classify_call_header(r);
+
+        } else {
+            spec = ngx_http_classify_speculation(r);
+
+            if (spec) {
+                /* held until the verdict, then the main request's */
+                return ngx_http_classify_speculate_header(spec, r);
+            }
+        }
     }
 
     return ngx_http_next_header_filter(r);
@@ -151,6 +166,7 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
     u_char                         *p;
     ngx_chain_t                    *cl;
     ngx_http_classify_ctx_t        *ctx;
+    ngx_http_classify_spec_t       *spec;
     ngx_http_classify_main_conf_t  *cmcf;
 
     if (r != r->main) {
@@ -158,6 +174,13 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
             /* a classifier's answer: kept by the call, not sent on */
             return ngx_http_classify_call_collect(r, r->post_subrequest->data,
                                                   in);
+        }
+
+        spec = ngx_http_classify_speculation(r);
+
+        if (spec) {
+            /* a speculative generation: held, or relayed to the client */
+            return ngx_http_classify_speculate_body(spec, r, in);
         }
 
         return ngx_http_next_body_filter(r, in);

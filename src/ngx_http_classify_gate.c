@@ -14,12 +14,17 @@
  * (ngx_http_test_reading: a client that goes away terminates the request,
  * whose cleanups close every classifier upstream), each call has its own
  * timeout, and one timer, ctx->deadline, is classify_timeout.
+ *
+ * With classify_speculate the generation starts as soon as the body is
+ * parsed, held until the verdict (speculate.c): a pass releases it instead
+ * of redirecting, every other answer aborts it.
  */
 
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
+#include "ngx_http_classify_speculate.h"
 
 
 static void ngx_http_classify_body_handler(ngx_http_request_t *r);
@@ -172,6 +177,14 @@ static ngx_int_t
 ngx_http_classify_refuse(ngx_http_request_t *r, ngx_uint_t status,
     const char *message)
 {
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
+
+    if (ctx) {
+        ngx_http_classify_speculate_abort(ctx->spec);
+    }
+
     ngx_http_classify_metrics_error(r);
 
     return ngx_http_classify_error(r, status, message);
@@ -225,6 +238,17 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
+    if (ctx->conf->speculate) {
+        /*
+         * at once, before any context read: the generation is sent the
+         * client's body, never what the gate reads from Redis; NULL when
+         * it cannot start, and the request passes the usual way
+         */
+
+        ctx->spec = ngx_http_classify_speculate_start(r, &ctx->conf->pass,
+                                                ctx->conf->speculate_buffer);
+    }
+
     if (ctx->redis_key.len
         && ctx->conf->max_context
         && ctx->input.context.nelts == 0)
@@ -243,6 +267,7 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
                                               ctx);
 
         if (ctx->redis_op == NULL) {
+            ngx_http_classify_speculate_abort(ctx->spec);
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         }
 
@@ -457,6 +482,7 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
 
         if (ngx_http_classify_start(ctx, call) != NGX_OK) {
             ctx->waiting = 0;
+            ngx_http_classify_speculate_abort(ctx->spec);
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
@@ -852,6 +878,10 @@ ngx_http_classify_decided(ngx_http_classify_ctx_t *ctx)
         }
     }
 
+    if (ctx->verdict != NGX_HTTP_CLASSIFY_PASS) {
+        ngx_http_classify_speculate_abort(ctx->spec);
+    }
+
     ngx_http_classify_metrics_decision(ctx);
 
     ngx_http_classify_log_decision(ctx);
@@ -905,6 +935,10 @@ ngx_http_classify_log_decision(ngx_http_classify_ctx_t *ctx)
                          saved / 1000);
     }
 
+    if (ctx->spec) {
+        p = ngx_http_classify_speculate_print(ctx->spec, p, last);
+    }
+
     ms_last = ngx_http_classify_print_ms(ms, ms + sizeof(ms), ctx->usec);
 
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
@@ -937,6 +971,12 @@ ngx_http_classify_pass(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "classify: pass to \"%V\"", &ctx->conf->pass);
+
+    if (ctx->spec) {
+        /* the generation runs already: its response is the answer */
+        ngx_http_classify_speculate_release(ctx->spec);
+        return;
+    }
 
     r->write_event_handler = ngx_http_request_empty_handler;
 

@@ -52,6 +52,11 @@ struct ngx_http_classify_metrics_s {
     ngx_atomic_t                    error;
     ngx_atomic_t                    redis_errors;
     ngx_atomic_t                    redis_stores_lost;
+    ngx_atomic_t                    speculated;
+    ngx_atomic_t                    spec_aborted;
+    ngx_atomic_t                    spec_wasted_bytes;
+    ngx_atomic_t                    spec_wasted_usec;
+    ngx_atomic_t                    spec_saved_usec;
     ngx_http_classify_hist_t        decision;
     ngx_uint_t                      nclassifiers;
     ngx_http_classify_cl_metrics_t  cl[1];
@@ -66,7 +71,11 @@ typedef struct {
 } ngx_http_classify_metrics_sh_t;
 
 
-/* a counter of the whole zone, or of a cache, in both outputs */
+/*
+ * A counter of the whole zone, or of a cache, in both outputs; one of
+ * microseconds is printed as seconds in Prometheus, as milliseconds in
+ * JSON (its key says "_ms").
+ */
 
 typedef struct {
     const char                     *name;        /* Prometheus */
@@ -74,6 +83,7 @@ typedef struct {
     const char                     *help;
     size_t                          offset;      /* in the layout, stats */
     const char                     *type;        /* Prometheus */
+    ngx_uint_t                      usec;
 } ngx_http_classify_counter_t;
 
 
@@ -81,17 +91,38 @@ static ngx_http_classify_counter_t  ngx_http_classify_counters[] = {
 
     { "classify_requests_total", "requests",
       "Requests that reached a classify location.",
-      offsetof(ngx_http_classify_metrics_t, requests), "counter" },
+      offsetof(ngx_http_classify_metrics_t, requests), "counter", 0 },
 
     { "classify_redis_errors_total", "redis_errors",
       "Requests that got no context from Redis (down, slow or failing).",
-      offsetof(ngx_http_classify_metrics_t, redis_errors), "counter" },
+      offsetof(ngx_http_classify_metrics_t, redis_errors), "counter", 0 },
 
     { "classify_redis_stores_lost_total", "redis_stores_lost",
       "Context stores Redis never acknowledged (queue full, refused, exit).",
-      offsetof(ngx_http_classify_metrics_t, redis_stores_lost), "counter" },
+      offsetof(ngx_http_classify_metrics_t, redis_stores_lost), "counter", 0 },
 
-    { NULL, NULL, NULL, 0, NULL }
+    { "classify_speculations_total", "speculations",
+      "Generations started beside the classifiers (classify_speculate).",
+      offsetof(ngx_http_classify_metrics_t, speculated), "counter", 0 },
+
+    { "classify_speculations_aborted_total", "speculations_aborted",
+      "Speculative generations closed because the request was not passed.",
+      offsetof(ngx_http_classify_metrics_t, spec_aborted), "counter", 0 },
+
+    { "classify_speculation_wasted_bytes_total", "speculation_wasted_bytes",
+      "Response bytes of the speculative generations that were aborted.",
+      offsetof(ngx_http_classify_metrics_t, spec_wasted_bytes), "counter", 0 },
+
+    { "classify_speculation_wasted_seconds_total",
+      "speculation_wasted_ms",
+      "Time the aborted speculative generations ran.",
+      offsetof(ngx_http_classify_metrics_t, spec_wasted_usec), "counter", 1 },
+
+    { "classify_speculation_saved_seconds_total", "speculation_saved_ms",
+      "Time to first byte that speculation saved the passed requests.",
+      offsetof(ngx_http_classify_metrics_t, spec_saved_usec), "counter", 1 },
+
+    { NULL, NULL, NULL, 0, NULL, 0 }
 };
 
 
@@ -101,21 +132,21 @@ static ngx_http_classify_counter_t  ngx_http_classify_cache_counters[] = {
 
     { "classify_cache_hits_total", "hits",
       "Classifier verdicts answered by the verdict cache, without a call.",
-      offsetof(ngx_http_classify_cache_stats_t, hits), "counter" },
+      offsetof(ngx_http_classify_cache_stats_t, hits), "counter", 0 },
 
     { "classify_cache_misses_total", "misses",
       "Verdict cache lookups that found nothing, and made the call.",
-      offsetof(ngx_http_classify_cache_stats_t, misses), "counter" },
+      offsetof(ngx_http_classify_cache_stats_t, misses), "counter", 0 },
 
     { "classify_cache_evictions_total", "evictions",
       "Cached verdicts evicted to make room (least recently used first).",
-      offsetof(ngx_http_classify_cache_stats_t, evictions), "counter" },
+      offsetof(ngx_http_classify_cache_stats_t, evictions), "counter", 0 },
 
     { "classify_cache_entries", "entries",
       "Verdicts in the cache now.",
-      offsetof(ngx_http_classify_cache_stats_t, entries), "gauge" },
+      offsetof(ngx_http_classify_cache_stats_t, entries), "gauge", 0 },
 
-    { NULL, NULL, NULL, 0, NULL }
+    { NULL, NULL, NULL, 0, NULL, 0 }
 };
 
 
@@ -508,6 +539,55 @@ ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
 }
 
 
+/* a generation started beside the classifiers */
+
+void
+ngx_http_classify_metrics_speculated(ngx_http_request_t *r)
+{
+    ngx_http_classify_metrics_t  *m;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->speculated, 1);
+    }
+}
+
+
+/* a speculative generation closed: what it cost for nothing */
+
+void
+ngx_http_classify_metrics_speculation_aborted(ngx_http_request_t *r,
+    off_t bytes, ngx_msec_int_t usec)
+{
+    ngx_http_classify_metrics_t  *m;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->spec_aborted, 1);
+        (void) ngx_atomic_fetch_add(&m->spec_wasted_bytes, bytes);
+        (void) ngx_atomic_fetch_add(&m->spec_wasted_usec, ngx_max(usec, 0));
+    }
+}
+
+
+/* a speculative generation passed: the time to first byte it saved */
+
+void
+ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
+    ngx_msec_int_t usec)
+{
+    ngx_http_classify_metrics_t  *m;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->spec_saved_usec, ngx_max(usec, 0));
+    }
+}
+
+
 /* classify_status; */
 
 char *
@@ -594,6 +674,7 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
     ngx_http_classify_main_conf_t *cmcf)
 {
     ngx_uint_t                       i, k;
+    ngx_atomic_uint_t                v;
     ngx_http_classify_counter_t     *c;
     ngx_http_classify_metrics_t     *m;
     ngx_http_classify_classifier_t  *cl;
@@ -602,9 +683,17 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
     cl = cmcf->classifiers.elts;
 
     for (c = ngx_http_classify_counters; c->name; c++) {
-        ngx_http_classify_print(t, "# HELP %s %s\n# TYPE %s %s\n%s %uA\n",
-                                c->name, c->help, c->name, c->type, c->name,
-                                ngx_http_classify_counter(m, c));
+        v = ngx_http_classify_counter(m, c);
+
+        ngx_http_classify_print(t, "# HELP %s %s\n# TYPE %s %s\n",
+                                c->name, c->help, c->name, c->type);
+
+        if (c->usec) {
+            ngx_http_classify_print(t, "%s %uA.%06uA\n", c->name,
+                                    v / 1000000, v % 1000000);
+        } else {
+            ngx_http_classify_print(t, "%s %uA\n", c->name, v);
+        }
     }
 
     ngx_http_classify_print(t,
@@ -753,6 +842,7 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
     ngx_http_classify_main_conf_t *cmcf)
 {
     ngx_uint_t                       i, k;
+    ngx_atomic_uint_t                v;
     ngx_slab_pool_t                 *shpool;
     ngx_http_classify_counter_t     *c;
     ngx_http_classify_metrics_t     *m;
@@ -768,8 +858,14 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
     ngx_http_classify_print(t, "{");
 
     for (c = ngx_http_classify_counters; c->name; c++) {
-        ngx_http_classify_print(t, "\"%s\":%uA,", c->key,
-                                ngx_http_classify_counter(m, c));
+        v = ngx_http_classify_counter(m, c);
+
+        if (c->usec) {
+            ngx_http_classify_print(t, "\"%s\":%uA.%03uA,", c->key,
+                                    v / 1000, v % 1000);
+        } else {
+            ngx_http_classify_print(t, "\"%s\":%uA,", c->key, v);
+        }
     }
 
     ngx_http_classify_print(t, "\"decisions\":{\"pass\":%uA,\"error\":%uA",
