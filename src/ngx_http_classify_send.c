@@ -194,14 +194,16 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
 
 /*
  * The format whose error shape a client gets: the reply format when it is
- * set to one, else the body's format once known (even for a body then
- * refused), else what the location and the request headers say.
+ * set to one, else the body's chat format once known (even for a body
+ * then refused) or the location's classify_input; for a fields body or
+ * one not yet read, an "anthropic-version" header says Anthropic.
  */
 
 static ngx_http_classify_format_e
 ngx_http_classify_error_format(ngx_http_request_t *r)
 {
     ngx_http_classify_ctx_t       *ctx;
+    ngx_http_classify_format_e     format;
     ngx_http_classify_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_classify_module);
@@ -221,12 +223,16 @@ ngx_http_classify_error_format(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
 
-    if (ctx && ctx->input.format != NGX_HTTP_CLASSIFY_FORMAT_NONE) {
-        return ctx->input.format;
+    format = ctx ? ctx->input.format : NGX_HTTP_CLASSIFY_FORMAT_NONE;
+
+    if (format == NGX_HTTP_CLASSIFY_FORMAT_NONE) {
+        format = clcf->input;
     }
 
-    if (clcf->input != NGX_HTTP_CLASSIFY_INPUT_AUTO) {
-        return clcf->input;
+    if (format != NGX_HTTP_CLASSIFY_FORMAT_NONE
+        && format != NGX_HTTP_CLASSIFY_FORMAT_FIELDS)
+    {
+        return format;
     }
 
     if (ngx_http_classify_header_in(r, "anthropic-version",
