@@ -123,6 +123,13 @@ is($json->decode($body)->{object}, 'chat.completion', '"stream": false: whole');
 ($st, $body) = post('/v1/generate?tag=g1&format=nosuch');
 is($st, 400, 'an unknown format= answers 400');
 
+($st, $body) = post('/v1/generate?tag=g1&chunks=1',
+                    '{"stream":true,"stream_options":{"include_usage":true}}');
+@ev = $body =~ /^data: (.*)$/mg;
+is(scalar @ev, 4, 'include_usage: one piece, the stop, the usage chunk, [DONE]');
+is(scalar @{$json->decode($ev[2])->{choices}}, 0, 'include_usage: choices []');
+ok($json->decode($ev[2])->{usage}{total_tokens} > 0, 'include_usage: the usage');
+
 # the events of an "event:"/"data:" stream: [type, decoded data] each
 sub typed_events {
     my @out;

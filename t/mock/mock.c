@@ -76,6 +76,8 @@
  *            "created":<t>,"model":M,"choices":[{"index":0,"delta":
  *            {"content":PIECE},"finish_reason":null}]}\n\n   (K times)
  *     data: {... "choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n
+ *     data: {... "choices":[],"usage":{...}}\n\n  (when the body asks for it:
+ *           "stream_options": {"include_usage": true})
  *     data: [DONE]\n\n
  *   openai, not streaming: one chat.completion (id "chatcmpl-gen") with the
  *   pieces put together, usage as above.

@@ -45,6 +45,7 @@ struct llm_s {
     int                  chunks;
     int                  sent;
     int                  seq;         /* Responses' sequence_number */
+    int                  usage;       /* stream_options.include_usage */
     double               gap;
     char                *text;        /* text=, NULL: "chunkN " pieces */
     size_t              *cuts;        /* chunks + 1 offsets into text */
@@ -162,6 +163,10 @@ read_request(mock_conn_t *c, llm_t *l)
 
     v = cJSON_GetObjectItemCaseSensitive(o, "stream");
     l->stream = cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
+
+    v = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
+    l->usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v,
+                                                            "include_usage"));
 
     l->model = mock_strdup(model);
     l->query = mock_strdup(query);
@@ -337,6 +342,9 @@ json_fire(mock_conn_t *c)
 }
 
 
+static void gen_text(llm_t *l, mock_buf_t *text);
+
+
 /* the OpenAI chat completions format of the generation */
 
 static void
@@ -363,8 +371,27 @@ openai_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 static void
 openai_end(mock_buf_t *b, llm_t *l)
 {
+    mock_buf_t  text = { 0 };
+    long        pt, ct;
+
     openai_chunk(b, l);
-    buf_str(b, "{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    buf_str(b, "{},\"finish_reason\":\"stop\"}]}\n\n");
+
+    if (l->usage) {
+        gen_text(l, &text);
+        pt = tokens(l->prompt_bytes);
+        ct = tokens(text.len);
+        buf_printf(b, "data: {\"id\":\"chatcmpl-gen\",\"object\":"
+                   "\"chat.completion.chunk\",\"created\":%ld,\"model\":",
+                   l->created);
+        buf_json(b, l->model, strlen(l->model));
+        buf_printf(b, ",\"choices\":[],\"usage\":{\"prompt_tokens\":%ld,"
+                   "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n",
+                   pt, ct, pt + ct);
+        buf_free(&text);
+    }
+
+    buf_str(b, "data: [DONE]\n\n");
 }
 
 
@@ -373,9 +400,6 @@ openai_whole(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 {
     chat_completion(b, l, "chatcmpl-gen", p, n);
 }
-
-
-static void gen_text(llm_t *l, mock_buf_t *text);
 
 
 /* the OpenAI Responses format */
