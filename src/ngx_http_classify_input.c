@@ -102,7 +102,7 @@ static ngx_int_t ngx_http_classify_parse_fields(ngx_pool_t *pool,
     ngx_http_classify_jsonr_field_t *f, ngx_http_classify_input_t *in,
     const char **err);
 static ngx_uint_t ngx_http_classify_message(ngx_http_classify_jsonr_t *jr,
-    ngx_http_classify_format_e format,
+    ngx_http_classify_format_e format, ngx_uint_t known,
     ngx_http_classify_jsonr_field_t *content);
 static ngx_uint_t ngx_http_classify_tool_result(
     ngx_http_classify_jsonr_field_t *content);
@@ -453,7 +453,7 @@ ngx_http_classify_read_turns(ngx_http_classify_jsonr_t *jr, void *data)
         (void) ngx_http_classify_jsonr_peek(jr);
         pos = jr->pos;
 
-        role = ngx_http_classify_message(jr, turns->format, &content);
+        role = ngx_http_classify_message(jr, turns->format, 0, &content);
 
         if (role == NGX_HTTP_CLASSIFY_ROLE_NONE && turns->norole == -1) {
             turns->norole = i;
@@ -559,7 +559,10 @@ ngx_http_classify_parse_conversation(ngx_pool_t *pool, ngx_str_t *array,
         (void) ngx_http_classify_jsonr_peek(&jr);
         pos = jr.pos;
 
-        role = ngx_http_classify_message(&jr, turns->format, &content);
+        /* the user turn the first walk found is not looked at again */
+
+        role = ngx_http_classify_message(&jr, turns->format,
+                                         pos == turns->query, &content);
 
         if (pos == turns->query) {
             if (ngx_http_classify_content(pool, &content, &in->query,
@@ -648,12 +651,14 @@ ngx_http_classify_parse_fields(ngx_pool_t *pool,
 /*
  * One element of a conversation: what it is, and its "content" member.
  * A Responses item without a "role" is a function call, its output, a
- * reasoning item: not a message, and no error.
+ * reasoning item: not a message, and no error.  An element "known" to be
+ * the user's turn has its content blocks not searched for a tool result.
  */
 
 static ngx_uint_t
 ngx_http_classify_message(ngx_http_classify_jsonr_t *jr,
-    ngx_http_classify_format_e format, ngx_http_classify_jsonr_field_t *content)
+    ngx_http_classify_format_e format, ngx_uint_t known,
+    ngx_http_classify_jsonr_field_t *content)
 {
     ngx_str_t                         raw;
     ngx_uint_t                        responses;
@@ -702,6 +707,7 @@ ngx_http_classify_message(ngx_http_classify_jsonr_t *jr,
     if (ngx_http_classify_jsonr_is(&raw, "user")) {
 
         if (format == NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC
+            && !known
             && ngx_http_classify_tool_result(content))
         {
             return NGX_HTTP_CLASSIFY_ROLE_OTHER;

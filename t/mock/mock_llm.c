@@ -458,8 +458,8 @@ responses_start(mock_buf_t *b, llm_t *l)
 
     responses_event(b, l, "response.content_part.added");
     buf_str(b, "\"item_id\":\"msg_gen\",\"output_index\":0,\"content_index\":0,"
-            "\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}}"
-            "\n\n");
+            "\"part\":{\"type\":\"output_text\",\"text\":\"\","
+            "\"annotations\":[]}}\n\n");
 }
 
 
