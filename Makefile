@@ -172,7 +172,8 @@ $(BIN)/soak-client: $(OBJ)/soak/soak-client.o
 mock: deps-build
 	@$(MAKE) --no-print-directory $(MOCK)
 
-# the official OpenAI SDK for t/070-openai-sdk.t, pinned by t/sdk's lock file
+# the official OpenAI and Anthropic SDKs for t/070 and t/071, pinned by
+# t/sdk's lock file
 SDK_DIR := $(BUILD)/sdk
 
 $(SDK_DIR)/node_modules/openai/package.json: t/sdk/package.json t/sdk/package-lock.json

@@ -42,6 +42,8 @@ static ngx_int_t ngx_http_classify_session_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_classify_results_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_format_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_classify_call_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -63,6 +65,8 @@ static ngx_conf_enum_t  ngx_http_classify_resolves[] = {
 static ngx_conf_enum_t  ngx_http_classify_inputs[] = {
     { ngx_string("auto"), NGX_HTTP_CLASSIFY_INPUT_AUTO },
     { ngx_string("openai"), NGX_HTTP_CLASSIFY_INPUT_OPENAI },
+    { ngx_string("responses"), NGX_HTTP_CLASSIFY_INPUT_RESPONSES },
+    { ngx_string("anthropic"), NGX_HTTP_CLASSIFY_INPUT_ANTHROPIC },
     { ngx_string("fields"), NGX_HTTP_CLASSIFY_INPUT_FIELDS },
     { ngx_null_string, 0 }
 };
@@ -78,6 +82,8 @@ static ngx_conf_enum_t  ngx_http_classify_orders[] = {
 static ngx_conf_enum_t  ngx_http_classify_reply_formats[] = {
     { ngx_string("auto"), NGX_HTTP_CLASSIFY_REPLY_AUTO },
     { ngx_string("openai"), NGX_HTTP_CLASSIFY_REPLY_OPENAI },
+    { ngx_string("responses"), NGX_HTTP_CLASSIFY_REPLY_RESPONSES },
+    { ngx_string("anthropic"), NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC },
     { ngx_string("sse"), NGX_HTTP_CLASSIFY_REPLY_SSE },
     { ngx_string("text"), NGX_HTTP_CLASSIFY_REPLY_TEXT },
     { ngx_string("json"), NGX_HTTP_CLASSIFY_REPLY_JSON },
@@ -330,6 +336,10 @@ static ngx_http_variable_t  ngx_http_classify_vars[] = {
 
     { ngx_string("classify_results"), NULL,
       ngx_http_classify_results_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_format"), NULL,
+      ngx_http_classify_format_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* $classify_<name>_verdict, $classify_<name>_time */
@@ -826,6 +836,34 @@ ngx_http_classify_session_variable(ngx_http_request_t *r,
 
     v->data = ctx->input.session.data;
     v->len = ctx->input.session.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the client's wire format: openai, responses, anthropic, fields */
+
+static ngx_int_t
+ngx_http_classify_format_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *name;
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->input.format == NGX_HTTP_CLASSIFY_FORMAT_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    name = &ngx_http_classify_format_names[ctx->input.format];
+
+    v->data = name->data;
+    v->len = name->len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -75,6 +75,7 @@ typedef struct {
     const char  *item;
     size_t       n;
     const char  *tail;
+    ngx_uint_t   anthropic;     /* sent with an "anthropic-version" header */
 } ngx_cost_body_t;
 
 
@@ -82,45 +83,65 @@ static ngx_cost_body_t  ngx_cost_bodies[] = {
 
     { "zeros-60k", "60k numbers before the user turn (117 KiB)",
       "{\"messages\":[", "0,", 60000,
-      "{\"role\":\"user\",\"content\":\"x\"}]}" },
+      "{\"role\":\"user\",\"content\":\"x\"}]}", 0 },
 
     { "zeros-200k", "200k numbers before the user turn (400 KiB)",
       "{\"messages\":[", "0,", 200000,
-      "{\"role\":\"user\",\"content\":\"x\"}]}" },
+      "{\"role\":\"user\",\"content\":\"x\"}]}", 0 },
 
     { "tools-30k", "30k tool messages before the user turn (880 KiB)",
       "{\"messages\":[", "{\"role\":\"tool\",\"content\":\"x\"},", 30000,
-      "{\"role\":\"user\",\"content\":\"x\"}]}" },
+      "{\"role\":\"user\",\"content\":\"x\"}]}", 0 },
 
     { "turns-30k", "30k user and assistant turns (1 MiB)",
       "{\"messages\":[",
       "{\"role\":\"user\",\"content\":\"q\"},"
       "{\"role\":\"assistant\",\"content\":\"a\"},", 15000,
-      "{\"role\":\"user\",\"content\":\"x\"}]}" },
+      "{\"role\":\"user\",\"content\":\"x\"}]}", 0 },
+
+    { "responses-30k", "30k function calls before the user item (1 MiB)",
+      "{\"input\":[",
+      "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\","
+      "\"arguments\":\"{}\"},", 15000,
+      "{\"role\":\"user\",\"content\":\"x\"}]}", 0 },
+
+    { "anthropic-15k", "15k tool uses and results after the user turn "
+      "(1 MiB)",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},",
+      "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
+      "\"id\":\"t\",\"name\":\"f\",\"input\":{}}]},"
+      "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+      "\"tool_use_id\":\"t\",\"content\":\"r\"}]},", 7000,
+      "{\"role\":\"assistant\",\"content\":\"a\"}]}", 1 },
+
+    { "parts-1m", "a user turn of 1 MiB of image parts (Anthropic)",
+      "{\"messages\":[{\"role\":\"user\",\"content\":[",
+      "{\"type\":\"image\",\"source\":{}},", 30000,
+      "{\"type\":\"text\",\"text\":\"x\"}]}]}", 1 },
 
     { "numbers-1m", "a 1 MiB array of numbers beside the query",
-      "{\"user_query\":\"x\",\"pad\":[", "0,", 524000, "0]}" },
+      "{\"user_query\":\"x\",\"pad\":[", "0,", 524000, "0]}", 0 },
 
     { "messages-1m", "a 1 MiB \"messages\" array of numbers",
       "{\"messages\":[", "0,", 524000,
-      "{\"role\":\"user\",\"content\":\"x\"}]}" },
+      "{\"role\":\"user\",\"content\":\"x\"}]}", 0 },
 
     { "deep-1000", "1000 levels of nesting (the limit)",
       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"d\":", "[", 999,
-      NULL },
+      NULL, 0 },
 
     { "deep-1001", "1001 levels of nesting (past the limit)",
       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"d\":", "[", 1000,
-      NULL },
+      NULL, 0 },
 
     { "deep-1m", "1 MiB of \"[\"",
-      "{\"d\":", "[", 1048000, "" },
+      "{\"d\":", "[", 1048000, "", 0 },
 
     { "escapes-1m", "a 1 MiB query of escapes",
       "{\"user_query\":\"", "\\u00e9\\n\\\"\\\\\\ud83d\\ude00", 40000,
-      "\"}" },
+      "\"}", 0 },
 
-    { NULL, NULL, NULL, NULL, 0, NULL }
+    { NULL, NULL, NULL, NULL, 0, NULL, 0 }
 };
 
 
@@ -209,8 +230,8 @@ ngx_cost_run(ngx_cost_body_t *b, ngx_uint_t runs)
         err = NULL;
 
         t = ngx_cost_now();
-        rc = ngx_http_classify_parse_input(NULL, &clcf, body, len, &in,
-                                           &err);
+        rc = ngx_http_classify_parse_input(NULL, &clcf, b->anthropic, body,
+                                           len, &in, &err);
         ms[i] = ngx_cost_now() - t;
 
         bytes = ngx_fuzz_pool_bytes();
@@ -260,8 +281,8 @@ ngx_cost_seeds(const char *dir)
             return 1;
         }
 
-        /* auto input, "context" 6 */
-        fputc(0x1b, f);
+        /* auto input (with the anthropic-version header), "context" 6 */
+        fputc(b->anthropic ? 0x9b : 0x1b, f);
         fwrite(body, 1, len, f);
         fclose(f);
         free(body);

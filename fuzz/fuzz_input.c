@@ -4,14 +4,18 @@
  * classifier bodies built from what it returns.
  *
  * The input: one byte of settings (bits 0-1: classify_input auto, openai,
- * fields, auto; bits 2-4: the classifier's "context"; bit 5: max_tokens at
- * its largest; bit 6: the location's max_context 5 above the classifier's),
- * then the client's body.  Checked, beyond the sanitizers:
+ * fields, auto, and with bit 7 set: auto with an "anthropic-version"
+ * header, anthropic, responses, auto with the header; bits 2-4: the
+ * classifier's "context"; bit 5: max_tokens at its largest; bit 6: the
+ * location's max_context 5 above the classifier's), then the client's
+ * body.  Checked, beyond the sanitizers:
  *   - differential: the reference below, which parses with cJSON and
  *     extracts as the module did before its pull reader (every message
- *     walked, all the context kept), gives the same answer: the same
- *     refusal, or the same query, session, model, stream flag and context,
- *     of which the module keeps the newest max_context (and at least one).
+ *     walked, all the context kept), with the rules of each wire format
+ *     (what a turn is, which parts are text), gives the same answer: the
+ *     same refusal, or the same format, query, session, model, stream and
+ *     include_usage flags and context, of which the module keeps the
+ *     newest max_context (and at least one).
  *     Where cJSON is more lenient than RFC 8259 (bytes after the value,
  *     control characters, numbers such as 01 or 1., "\u" escapes without
  *     four hex digits), the pull reader must refuse the body at such a
@@ -141,14 +145,45 @@ ngx_fuzz_check_text(u_char *p, size_t len)
 }
 
 
-/* as the module's content() did with cJSON: a string, or the text parts */
+/* a text part: a "text" string, of no "type" or a text one */
+
+static const char *
+ngx_fuzz_part_text(cJSON *part)
+{
+    cJSON       *type, *text;
+    const char  *t;
+
+    text = ngx_fuzz_get(part, "text");
+    type = ngx_fuzz_get(part, "type");
+
+    if (!cJSON_IsObject(part) || !cJSON_IsString(text)) {
+        return NULL;
+    }
+
+    if (type == NULL) {
+        return text->valuestring;
+    }
+
+    if (!cJSON_IsString(type)) {
+        return NULL;
+    }
+
+    t = type->valuestring;
+
+    return (strcmp(t, "text") == 0 || strcmp(t, "input_text") == 0
+            || strcmp(t, "output_text") == 0) ? text->valuestring : NULL;
+}
+
+
+/* as the module's content() does: a string, or the text parts joined */
 
 static void
 ngx_fuzz_content(cJSON *msg, ngx_str_t *dst)
 {
-    u_char  *p;
-    size_t   len;
-    cJSON   *content, *part, *text;
+    u_char      *p;
+    size_t       len;
+    cJSON       *content, *part;
+    const char  *text;
 
     content = ngx_fuzz_get(msg, "content");
 
@@ -166,9 +201,9 @@ ngx_fuzz_content(cJSON *msg, ngx_str_t *dst)
     len = 1;
 
     cJSON_ArrayForEach(part, content) {
-        text = ngx_fuzz_get(part, "text");
-        if (cJSON_IsString(text)) {
-            len += strlen(text->valuestring) + 1;
+        text = ngx_fuzz_part_text(part);
+        if (text) {
+            len += strlen(text) + 1;
         }
     }
 
@@ -176,13 +211,13 @@ ngx_fuzz_content(cJSON *msg, ngx_str_t *dst)
     dst->data = p;
 
     cJSON_ArrayForEach(part, content) {
-        text = ngx_fuzz_get(part, "text");
-        if (cJSON_IsString(text)) {
+        text = ngx_fuzz_part_text(part);
+        if (text) {
             if (p != dst->data) {
                 *p++ = '\n';
             }
 
-            p = ngx_cpymem(p, text->valuestring, strlen(text->valuestring));
+            p = ngx_cpymem(p, text, strlen(text));
         }
     }
 
@@ -190,28 +225,85 @@ ngx_fuzz_content(cJSON *msg, ngx_str_t *dst)
 }
 
 
+/* what an element of a conversation is, by each format's rules */
+
+#define NGX_FUZZ_NONE       0   /* no role where one is required */
+#define NGX_FUZZ_OTHER      1
+#define NGX_FUZZ_USER       2
+#define NGX_FUZZ_ASSISTANT  3
+
+static ngx_uint_t
+ngx_fuzz_role(cJSON *msg, ngx_http_classify_format_e format)
+{
+    cJSON       *role, *type, *part;
+    ngx_uint_t   responses;
+
+    responses = (format == NGX_HTTP_CLASSIFY_FORMAT_RESPONSES);
+    role = ngx_fuzz_get(msg, "role");
+    type = ngx_fuzz_get(msg, "type");
+
+    if (!cJSON_IsObject(msg) || !cJSON_IsString(role)) {
+        return responses ? NGX_FUZZ_OTHER : NGX_FUZZ_NONE;
+    }
+
+    if (responses && type
+        && !(cJSON_IsString(type) && strcmp(type->valuestring, "message") == 0))
+    {
+        return NGX_FUZZ_OTHER;
+    }
+
+    if (strcmp(role->valuestring, "assistant") == 0) {
+        return NGX_FUZZ_ASSISTANT;
+    }
+
+    if (strcmp(role->valuestring, "user") != 0) {
+        return NGX_FUZZ_OTHER;
+    }
+
+    if (format == NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC
+        && cJSON_IsArray(ngx_fuzz_get(msg, "content")))
+    {
+        cJSON_ArrayForEach(part, ngx_fuzz_get(msg, "content")) {
+            type = ngx_fuzz_get(part, "type");
+
+            if (cJSON_IsObject(part) && cJSON_IsString(type)
+                && strcmp(type->valuestring, "tool_result") == 0)
+            {
+                return NGX_FUZZ_OTHER;
+            }
+        }
+    }
+
+    return NGX_FUZZ_USER;
+}
+
+
 static const char *
-ngx_fuzz_reference_openai(cJSON *messages, ngx_http_classify_input_t *in)
+ngx_fuzz_reference_conversation(cJSON *messages, ngx_http_classify_input_t *in)
 {
     int                       i, last, norole;
-    cJSON                    *msg, *role;
-    const char               *r;
+    cJSON                    *msg;
+    ngx_uint_t                role, responses;
     ngx_http_classify_msg_t  *m;
 
-    in->openai = 1;
+    responses = (in->format == NGX_HTTP_CLASSIFY_FORMAT_RESPONSES);
     last = -1;
     norole = -1;
     i = 0;
 
+    if (!cJSON_IsArray(messages)) {
+        /* the content of a string or object walks nothing */
+        messages = NULL;
+    }
+
     cJSON_ArrayForEach(msg, messages) {
-        role = ngx_fuzz_get(msg, "role");
+        role = ngx_fuzz_role(msg, in->format);
 
-        if (!cJSON_IsString(role)) {
-            if (norole == -1) {
-                norole = i;
-            }
+        if (role == NGX_FUZZ_NONE && norole == -1) {
+            norole = i;
+        }
 
-        } else if (strcmp(role->valuestring, "user") == 0) {
+        if (role == NGX_FUZZ_USER) {
             last = i;
         }
 
@@ -219,7 +311,8 @@ ngx_fuzz_reference_openai(cJSON *messages, ngx_http_classify_input_t *in)
     }
 
     if (last == -1) {
-        return "no \"user\" message in \"messages\"";
+        return responses ? "no \"user\" message in \"input\""
+                         : "no \"user\" message in \"messages\"";
     }
 
     if (norole != -1 && norole < last) {
@@ -234,17 +327,77 @@ ngx_fuzz_reference_openai(cJSON *messages, ngx_http_classify_input_t *in)
             break;
         }
 
-        r = ngx_fuzz_get(msg, "role")->valuestring;
+        role = ngx_fuzz_role(msg, in->format);
 
-        if (strcmp(r, "user") == 0 || strcmp(r, "assistant") == 0) {
+        if (role == NGX_FUZZ_USER || role == NGX_FUZZ_ASSISTANT) {
             m = ngx_array_push(&in->context);
-            ngx_fuzz_copy(r, &m->role);
+            ngx_fuzz_copy(role == NGX_FUZZ_USER ? "user" : "assistant",
+                          &m->role);
             ngx_fuzz_content(msg, &m->content);
         }
     }
 
-    return in->query.len ? NULL
-                         : "the last \"user\" message has no text content";
+    if (in->query.len) {
+        return NULL;
+    }
+
+    return responses ? "the last \"user\" message in \"input\" has no text "
+                       "content"
+                     : "the last \"user\" message has no text content";
+}
+
+
+/* a Responses body: "input" a string (the query) or a conversation */
+
+static const char *
+ngx_fuzz_reference_responses(cJSON *root, ngx_http_classify_input_t *in)
+{
+    cJSON  *input;
+
+    input = ngx_fuzz_get(root, "input");
+    in->previous = cJSON_IsString(ngx_fuzz_get(root, "previous_response_id"));
+
+    if (cJSON_IsString(input)) {
+        if (input->valuestring[0] == '\0') {
+            return "\"input\" is an empty string";
+        }
+
+        ngx_fuzz_copy(input->valuestring, &in->query);
+        return NULL;
+    }
+
+    if (!cJSON_IsArray(input)) {
+        return "no \"input\" string or array in the request body";
+    }
+
+    return ngx_fuzz_reference_conversation(input, in);
+}
+
+
+/* the format, as auto detects it or as configured */
+
+static ngx_http_classify_format_e
+ngx_fuzz_reference_format(ngx_http_classify_loc_conf_t *clcf,
+    ngx_uint_t anthropic, cJSON *root)
+{
+    cJSON  *messages;
+
+    if (clcf->input != NGX_HTTP_CLASSIFY_INPUT_AUTO) {
+        return clcf->input;
+    }
+
+    messages = ngx_fuzz_get(root, "messages");
+
+    if (ngx_fuzz_get(root, "input") && messages == NULL) {
+        return NGX_HTTP_CLASSIFY_FORMAT_RESPONSES;
+    }
+
+    if (!cJSON_IsArray(messages)) {
+        return NGX_HTTP_CLASSIFY_FORMAT_FIELDS;
+    }
+
+    return anthropic ? NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC
+                     : NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
 }
 
 
@@ -279,8 +432,8 @@ ngx_fuzz_reference_fields(ngx_http_classify_loc_conf_t *clcf, cJSON *root,
 /* the answer the module gave before its pull reader; NULL: accepted */
 
 static const char *
-ngx_fuzz_reference(ngx_http_classify_loc_conf_t *clcf, u_char *body,
-    size_t len, ngx_http_classify_input_t *in)
+ngx_fuzz_reference(ngx_http_classify_loc_conf_t *clcf, ngx_uint_t anthropic,
+    u_char *body, size_t len, ngx_http_classify_input_t *in)
 {
     cJSON       *root, *item, *messages;
     const char  *err, *end;
@@ -343,22 +496,35 @@ ngx_fuzz_reference(ngx_http_classify_loc_conf_t *clcf, u_char *body,
         ngx_fuzz_copy(item->valuestring, &in->model);
     }
 
-    messages = ngx_fuzz_get(root, "messages");
+    in->format = ngx_fuzz_reference_format(clcf, anthropic, root);
 
-    if (clcf->input == NGX_HTTP_CLASSIFY_INPUT_FIELDS
-        || (clcf->input == NGX_HTTP_CLASSIFY_INPUT_AUTO
-            && !cJSON_IsArray(messages)))
-    {
+    switch (in->format) {
+
+    case NGX_HTTP_CLASSIFY_FORMAT_FIELDS:
         err = ngx_fuzz_reference_fields(clcf, root, in);
         goto done;
-    }
 
-    if (!cJSON_IsArray(messages)) {
-        err = "no \"messages\" array in the request body";
-        goto done;
-    }
+    case NGX_HTTP_CLASSIFY_FORMAT_RESPONSES:
+        err = ngx_fuzz_reference_responses(root, in);
+        break;
 
-    err = ngx_fuzz_reference_openai(messages, in);
+    default:
+        messages = ngx_fuzz_get(root, "messages");
+
+        if (!cJSON_IsArray(messages)) {
+            err = "no \"messages\" array in the request body";
+            goto done;
+        }
+
+        err = ngx_fuzz_reference_conversation(messages, in);
+
+        item = ngx_fuzz_get(root, "stream_options");
+        in->include_usage = in->format == NGX_HTTP_CLASSIFY_FORMAT_OPENAI
+                            && cJSON_IsObject(item)
+                            && cJSON_IsTrue(ngx_fuzz_get(item,
+                                                         "include_usage"));
+        break;
+    }
 
     item = ngx_fuzz_get(root, (char *) clcf->session_field.data);
 
@@ -435,8 +601,9 @@ ngx_fuzz_check_lenient(u_char *body, size_t len, const char *ref)
 
 
 static void
-ngx_fuzz_compare(ngx_http_classify_loc_conf_t *clcf, u_char *body,
-    size_t len, ngx_int_t rc, const char *err, ngx_http_classify_input_t *in)
+ngx_fuzz_compare(ngx_http_classify_loc_conf_t *clcf, ngx_uint_t anthropic,
+    u_char *body, size_t len, ngx_int_t rc, const char *err,
+    ngx_http_classify_input_t *in)
 {
     const char                 *ref;
     ngx_uint_t                  i, keep, first;
@@ -445,7 +612,7 @@ ngx_fuzz_compare(ngx_http_classify_loc_conf_t *clcf, u_char *body,
 
     ngx_memzero(&want, sizeof(ngx_http_classify_input_t));
 
-    ref = ngx_fuzz_reference(clcf, body, len, &want);
+    ref = ngx_fuzz_reference(clcf, anthropic, body, len, &want);
 
     if (ref == ngx_fuzz_ref_invalid) {
         ngx_fuzz_assert(rc == NGX_DECLINED && ngx_fuzz_json_refusal(err),
@@ -477,8 +644,10 @@ ngx_fuzz_compare(ngx_http_classify_loc_conf_t *clcf, u_char *body,
                     "not the reference's session");
     ngx_fuzz_assert(ngx_fuzz_eq(&in->model, &want.model),
                     "not the reference's model");
-    ngx_fuzz_assert(in->stream == want.stream && in->openai == want.openai,
-                    "not the reference's stream or input flags");
+    ngx_fuzz_assert(in->stream == want.stream && in->format == want.format
+                    && in->include_usage == want.include_usage
+                    && in->previous == want.previous,
+                    "not the reference's format, stream or input flags");
 
     /* the newest max_context (at least one) of the reference's context */
 
@@ -639,6 +808,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                          *body, settings;
     size_t                           len;
+    ngx_uint_t                       anthropic;
     ngx_int_t                        rc;
     const char                      *err;
     ngx_http_classify_input_t        in;
@@ -651,8 +821,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     settings = data[0];
 
     ngx_memzero(&clcf, sizeof(ngx_http_classify_loc_conf_t));
-    clcf.input = (settings & 3) == 3 ? NGX_HTTP_CLASSIFY_INPUT_AUTO
-                                     : (settings & 3);
+    anthropic = 0;
+
+    switch (settings & 3) {
+    case 1:
+        clcf.input = (settings & 0x80) ? NGX_HTTP_CLASSIFY_INPUT_ANTHROPIC
+                                       : NGX_HTTP_CLASSIFY_INPUT_OPENAI;
+        break;
+    case 2:
+        clcf.input = (settings & 0x80) ? NGX_HTTP_CLASSIFY_INPUT_RESPONSES
+                                       : NGX_HTTP_CLASSIFY_INPUT_FIELDS;
+        break;
+    default:
+        clcf.input = NGX_HTTP_CLASSIFY_INPUT_AUTO;
+        anthropic = (settings & 0x80) ? 1 : 0;
+    }
     clcf.max_context = ((settings >> 2) & 7) + ((settings & 0x40) ? 5 : 0);
     ngx_str_set(&clcf.query_field, "user_query");
     ngx_str_set(&clcf.session_field, "session_id");
@@ -666,8 +849,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_timed(len,
                    ngx_memzero(&in, sizeof(ngx_http_classify_input_t));
                    err = NULL;
-                   rc = ngx_http_classify_parse_input(NULL, &clcf, body, len,
-                                                      &in, &err),
+                   rc = ngx_http_classify_parse_input(NULL, &clcf, anthropic,
+                                                      body, len, &in, &err),
                    "parse_input");
 
     ngx_fuzz_assert(rc == NGX_OK || rc == NGX_DECLINED,
@@ -676,7 +859,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_assert(rc == NGX_OK || (err != NULL && err[0] != '\0'),
                     "a body refused without a reason");
 
-    ngx_fuzz_compare(&clcf, body, len, rc, err, &in);
+    ngx_fuzz_compare(&clcf, anthropic, body, len, rc, err, &in);
 
     if (rc == NGX_OK) {
         ngx_fuzz_check_bodies(settings, &in);

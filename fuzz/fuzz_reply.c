@@ -2,17 +2,25 @@
 /*
  * fuzz/fuzz_reply.c: the reply renderer, in every wire format.
  *
- * The input: one byte of settings (classify_reply_format, whether the
- * client's body was an openai one and asked to stream), one byte picking
- * the clock (0, now, the time_t extremes), then the reply text, the
- * client's model, its Accept header and the classifier's name, separated
- * by "\n--\n".  Checked, beyond the sanitizers:
- *   - the format chosen is a real one and follows classify_reply_format
- *     when it is set; rendering takes no more than NGX_FUZZ_BUDGET() of
- *     CPU time for the input's size (ngx_fuzz_timed());
+ * The input: one byte of settings (classify_reply_format, the client's
+ * body format, whether it asked to stream and for include_usage), one
+ * byte picking the clock (0, now, the time_t extremes), then the reply
+ * text, the client's model, its Accept header and the classifier's name,
+ * separated by "\n--\n".  Checked, beyond the sanitizers:
+ *   - the format chosen is a real one, follows classify_reply_format when
+ *     it is set and the body's format when not; rendering takes no more
+ *     than NGX_FUZZ_BUDGET() of CPU time for the input's size
+ *     (ngx_fuzz_timed());
  *   - openai: one chat.completion whose content is the reply, or
  *     chat.completion.chunk events whose deltas put the reply together,
- *     the last with finish_reason "stop", then "data: [DONE]";
+ *     the last with finish_reason "stop" (then, with include_usage, one
+ *     usage chunk with no choices), then "data: [DONE]";
+ *   - responses and anthropic, streamed: "event: T" and "data: J" lines,
+ *     each event's JSON of type T, in the order the APIs send them,
+ *     Responses' sequence numbers 0, 1, 2 ..., the text deltas putting
+ *     the reply together, the model in the first event; not streamed: one
+ *     Response (one output_text part) or Message (one text block) whose
+ *     text is the reply;
  *   - sse: read back as an SSE client would (any of \r\n, \r, \n end a
  *     line), the event's data is the reply, its line breaks as "\n";
  *   - json: {"verdict": name, "reply": text}; text: the reply as it is.
@@ -39,12 +47,13 @@ ngx_fuzz_same(cJSON *item, ngx_str_t *s)
 /* the chat.completion.chunk events: their contents, appended */
 
 static void
-ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model)
+ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model,
+    ngx_uint_t include_usage)
 {
     u_char   *p, *last, *end, *text, *t;
     cJSON    *root, *choice, *content;
     size_t    len;
-    ngx_uint_t  events, stopped;
+    ngx_uint_t  events, stopped, usage;
 
     p = body->data;
     last = body->data + body->len;
@@ -53,6 +62,7 @@ ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model)
     t = text;
     events = 0;
     stopped = 0;
+    usage = 0;
 
     for ( ;; ) {
         ngx_fuzz_assert(last - p >= 6 && ngx_strncmp(p, "data: ", 6) == 0,
@@ -73,10 +83,19 @@ ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model)
             break;
         }
 
-        ngx_fuzz_assert(!stopped, "openai stream: an event after the stop");
+        ngx_fuzz_assert(!usage, "openai stream: an event after the usage");
 
         root = cJSON_ParseWithLength((const char *) p, end - p);
         ngx_fuzz_assert(root != NULL, "openai stream: an event is not JSON");
+
+        ngx_fuzz_assert(!stopped
+                        || (cJSON_GetArraySize(ngx_fuzz_get(root, "choices"))
+                            == 0
+                            && cJSON_IsObject(ngx_fuzz_get(root, "usage"))),
+                        "openai stream: an event after the stop that is not "
+                        "the usage chunk");
+
+        usage = stopped;
 
         ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "object"),
                                       &(ngx_str_t) ngx_string(
@@ -106,6 +125,8 @@ ngx_fuzz_check_chunks(ngx_str_t *body, ngx_str_t *reply, ngx_str_t *model)
     }
 
     ngx_fuzz_assert(stopped, "openai stream: no finish_reason before [DONE]");
+    ngx_fuzz_assert(usage == include_usage,
+                    "openai stream: a usage chunk not asked for, or none");
     ngx_fuzz_assert((size_t) (t - text) == reply->len
                     && (reply->len == 0
                         || memcmp(text, reply->data, reply->len) == 0),
@@ -190,15 +211,234 @@ ngx_fuzz_check_sse(ngx_str_t *body, ngx_str_t *reply)
 }
 
 
+/*
+ * "event: T\ndata: J\n\n" events of JSON of type T, in the order of the
+ * NULL-terminated names; each event's JSON is handed to "check" with its
+ * index.  The text deltas ("delta" of Responses' output_text.delta,
+ * "delta.text" of Anthropic's content_block_delta) put together are the
+ * reply.
+ */
+
+typedef void (*ngx_fuzz_event_pt)(cJSON *ev, ngx_uint_t i, void *data);
+
+static void
+ngx_fuzz_check_events(ngx_str_t *body, const char **names,
+    ngx_fuzz_event_pt check, void *data, ngx_str_t *reply)
+{
+    u_char      *p, *last, *nl, *end, *text, *t;
+    size_t       len, n;
+    cJSON       *root, *delta;
+    ngx_uint_t   i;
+
+    p = body->data;
+    last = body->data + body->len;
+
+    text = ngx_pnalloc(NULL, body->len + 1);
+    t = text;
+
+    for (i = 0; names[i]; i++) {
+        n = strlen(names[i]);
+
+        ngx_fuzz_assert((size_t) (last - p) >= sizeof("event: \n") - 1 + n
+                        && ngx_strncmp(p, "event: ", 7) == 0
+                        && ngx_strncmp(p + 7, names[i], n) == 0
+                        && p[7 + n] == '\n',
+                        "stream: not the next event's name");
+
+        p += 8 + n;
+
+        ngx_fuzz_assert(last - p >= 6 && ngx_strncmp(p, "data: ", 6) == 0,
+                        "stream: an event without its data line");
+        p += 6;
+
+        nl = memchr(p, '\n', last - p);
+        ngx_fuzz_assert(nl != NULL && last - nl >= 2 && nl[1] == '\n',
+                        "stream: an event not ended by a blank line");
+        end = nl;
+
+        root = cJSON_ParseWithLength((const char *) p, end - p);
+        ngx_fuzz_assert(root != NULL, "stream: an event is not JSON");
+
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(root, "type"),
+                                      &(ngx_str_t) { n, (u_char *) names[i] }),
+                        "stream: an event's type is not its name");
+
+        delta = NULL;
+
+        if (strcmp(names[i], "response.output_text.delta") == 0) {
+            delta = ngx_fuzz_get(root, "delta");
+
+        } else if (strcmp(names[i], "content_block_delta") == 0) {
+            delta = ngx_fuzz_get(ngx_fuzz_get(root, "delta"), "text");
+        }
+
+        if (delta) {
+            ngx_fuzz_assert(cJSON_IsString(delta), "stream: a delta not text");
+            len = strlen(delta->valuestring);
+            t = ngx_cpymem(t, delta->valuestring, len);
+        }
+
+        check(root, i, data);
+
+        cJSON_Delete(root);
+        p = end + 2;
+    }
+
+    ngx_fuzz_assert(p == last, "stream: bytes after the last event");
+    ngx_fuzz_assert((size_t) (t - text) == reply->len
+                    && (reply->len == 0
+                        || memcmp(text, reply->data, reply->len) == 0),
+                    "stream: the deltas are not the reply");
+}
+
+
+typedef struct {
+    ngx_str_t                       *model;
+    ngx_str_t                       *reply;
+} ngx_fuzz_expect_t;
+
+
+/* one Response: completed, one message, one output_text, the reply */
+
+static void
+ngx_fuzz_check_response(cJSON *res, ngx_fuzz_expect_t *e)
+{
+    cJSON  *part;
+
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(res, "object"),
+                                  &(ngx_str_t) ngx_string("response"))
+                    && ngx_fuzz_same(ngx_fuzz_get(res, "status"),
+                                     &(ngx_str_t) ngx_string("completed"))
+                    && ngx_fuzz_same(ngx_fuzz_get(res, "model"), e->model),
+                    "responses: not a completed Response of the model");
+
+    part = cJSON_GetArrayItem(ngx_fuzz_get(cJSON_GetArrayItem(
+               ngx_fuzz_get(res, "output"), 0), "content"), 0);
+
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(part, "type"),
+                                  &(ngx_str_t) ngx_string("output_text"))
+                    && ngx_fuzz_same(ngx_fuzz_get(part, "text"), e->reply),
+                    "responses: the output_text is not the reply");
+}
+
+
+static void
+ngx_fuzz_responses_event(cJSON *ev, ngx_uint_t i, void *data)
+{
+    ngx_fuzz_expect_t  *e = data;
+
+    cJSON  *seq;
+
+    seq = ngx_fuzz_get(ev, "sequence_number");
+
+    ngx_fuzz_assert(cJSON_IsNumber(seq) && seq->valuedouble == (double) i,
+                    "responses: sequence numbers not 0, 1, 2 ...");
+
+    if (i == 0) {
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(ngx_fuzz_get(ev,
+                                          "response"), "model"), e->model),
+                        "responses: the model changed");
+    }
+
+    if (i == 8) {
+        ngx_fuzz_check_response(ngx_fuzz_get(ev, "response"), e);
+    }
+}
+
+
+/* one Message: end_turn, one text block, the reply */
+
+static void
+ngx_fuzz_check_message(cJSON *msg, ngx_fuzz_expect_t *e)
+{
+    cJSON  *block;
+
+    ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(msg, "type"),
+                                  &(ngx_str_t) ngx_string("message"))
+                    && ngx_fuzz_same(ngx_fuzz_get(msg, "stop_reason"),
+                                     &(ngx_str_t) ngx_string("end_turn"))
+                    && ngx_fuzz_same(ngx_fuzz_get(msg, "model"), e->model),
+                    "anthropic: not an end_turn Message of the model");
+
+    block = cJSON_GetArrayItem(ngx_fuzz_get(msg, "content"), 0);
+
+    ngx_fuzz_assert(cJSON_GetArraySize(ngx_fuzz_get(msg, "content")) == 1
+                    && ngx_fuzz_same(ngx_fuzz_get(block, "type"),
+                                     &(ngx_str_t) ngx_string("text"))
+                    && ngx_fuzz_same(ngx_fuzz_get(block, "text"), e->reply),
+                    "anthropic: the text block is not the reply");
+}
+
+
+static void
+ngx_fuzz_anthropic_event(cJSON *ev, ngx_uint_t i, void *data)
+{
+    ngx_fuzz_expect_t  *e = data;
+
+    if (i == 0) {
+        ngx_fuzz_assert(ngx_fuzz_same(ngx_fuzz_get(ngx_fuzz_get(ev,
+                                          "message"), "model"), e->model),
+                        "anthropic: the model changed");
+    }
+}
+
+
+static const char  *ngx_fuzz_responses_events[] = {
+    "response.created", "response.in_progress", "response.output_item.added",
+    "response.content_part.added", "response.output_text.delta",
+    "response.output_text.done", "response.content_part.done",
+    "response.output_item.done", "response.completed", NULL
+};
+
+static const char  *ngx_fuzz_anthropic_events[] = {
+    "message_start", "content_block_start", "content_block_delta",
+    "content_block_stop", "message_delta", "message_stop", NULL
+};
+
+
+/* the whole JSON answer of a format, or its events */
+
+static void
+ngx_fuzz_check_api(ngx_uint_t format, ngx_uint_t stream, ngx_str_t *body,
+    ngx_fuzz_expect_t *e)
+{
+    cJSON  *root;
+
+    if (stream) {
+        if (format == NGX_HTTP_CLASSIFY_REPLY_RESPONSES) {
+            ngx_fuzz_check_events(body, ngx_fuzz_responses_events,
+                                  ngx_fuzz_responses_event, e, e->reply);
+        } else {
+            ngx_fuzz_check_events(body, ngx_fuzz_anthropic_events,
+                                  ngx_fuzz_anthropic_event, e, e->reply);
+        }
+
+        return;
+    }
+
+    root = cJSON_ParseWithLength((const char *) body->data, body->len);
+    ngx_fuzz_assert(root != NULL, "a whole answer is not JSON");
+
+    if (format == NGX_HTTP_CLASSIFY_REPLY_RESPONSES) {
+        ngx_fuzz_check_response(root, e);
+    } else {
+        ngx_fuzz_check_message(root, e);
+    }
+
+    cJSON_Delete(root);
+}
+
+
 /* the body rendered: the reply, in the format chosen */
 
 static void
 ngx_fuzz_check_body(ngx_uint_t format, ngx_uint_t stream, ngx_str_t *body,
     ngx_http_classify_input_t *input, ngx_http_classify_classifier_t *cl)
 {
-    cJSON       *root, *item;
-    ngx_str_t    model;
-    ngx_uint_t   nul;
+    cJSON              *root, *item;
+    ngx_str_t           model;
+    ngx_uint_t          nul;
+    ngx_fuzz_expect_t   expect;
 
     model = input->model;
     if (model.len == 0) {
@@ -220,7 +460,8 @@ ngx_fuzz_check_body(ngx_uint_t format, ngx_uint_t stream, ngx_str_t *body,
         }
 
         if (stream) {
-            ngx_fuzz_check_chunks(body, &cl->reply, &model);
+            ngx_fuzz_check_chunks(body, &cl->reply, &model,
+                                  input->include_usage);
             break;
         }
 
@@ -239,6 +480,19 @@ ngx_fuzz_check_body(ngx_uint_t format, ngx_uint_t stream, ngx_str_t *body,
                         "openai: the content is not the reply");
 
         cJSON_Delete(root);
+        break;
+
+    case NGX_HTTP_CLASSIFY_REPLY_RESPONSES:
+    case NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC:
+
+        ngx_fuzz_assert(stream == input->stream, "a chat API streams wrongly");
+
+        if (!nul) {
+            expect.model = &model;
+            expect.reply = &cl->reply;
+            ngx_fuzz_check_api(format, stream, body, &expect);
+        }
+
         break;
 
     case NGX_HTTP_CLASSIFY_REPLY_SSE:
@@ -303,24 +557,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_memzero(&cl, sizeof(ngx_http_classify_classifier_t));
     ngx_memzero(&input, sizeof(ngx_http_classify_input_t));
 
-    conf = settings % 5;
-    input.openai = (settings >> 3) & 1;
-    input.stream = (settings >> 4) & 1;
+    static ngx_http_classify_format_e  formats[] = {
+        NGX_HTTP_CLASSIFY_FORMAT_FIELDS, NGX_HTTP_CLASSIFY_FORMAT_OPENAI,
+        NGX_HTTP_CLASSIFY_FORMAT_RESPONSES, NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC
+    };
+
+    conf = (settings & 7) % 7;
+    input.format = formats[(settings >> 3) & 3];
+    input.stream = (settings >> 5) & 1;
+    input.include_usage = (settings >> 6) & 1;
 
     ngx_fuzz_field(&in, NULL, &cl.reply);
     ngx_fuzz_field(&in, NULL, &input.model);
     ngx_fuzz_field(&in, NULL, &accept);
     ngx_fuzz_field(&in, NULL, &cl.name);
 
-    ngx_str_set(&id, "chatcmpl-classify-18446744073709551615-1");
+    ngx_str_set(&id, "classify-18446744073709551615-18446744073709551615");
 
     format = ngx_http_classify_reply_format(conf, &input, &accept);
 
     ngx_fuzz_assert(format >= NGX_HTTP_CLASSIFY_REPLY_OPENAI
-                    && format <= NGX_HTTP_CLASSIFY_REPLY_JSON,
+                    && format <= NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC,
                     "not a reply format");
     ngx_fuzz_assert(conf == NGX_HTTP_CLASSIFY_REPLY_AUTO || format == conf,
                     "classify_reply_format not followed");
+    ngx_fuzz_assert(conf != NGX_HTTP_CLASSIFY_REPLY_AUTO
+                    || input.format == NGX_HTTP_CLASSIFY_FORMAT_FIELDS
+                    || format == (input.format
+                                  == NGX_HTTP_CLASSIFY_FORMAT_OPENAI
+                                  ? NGX_HTTP_CLASSIFY_REPLY_OPENAI
+                                  : input.format
+                                    == NGX_HTTP_CLASSIFY_FORMAT_RESPONSES
+                                  ? NGX_HTTP_CLASSIFY_REPLY_RESPONSES
+                                  : NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC),
+                    "auto: not the body's own format");
 
     ngx_fuzz_timed(size,
                    rc = ngx_http_classify_render_reply(NULL, format, &cl,

@@ -18,6 +18,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_classify_input.h"
+
 
 #define NGX_HTTP_CLASSIFY_PROTO_OPENAI     0
 #define NGX_HTTP_CLASSIFY_PROTO_JSON       1
@@ -31,10 +33,6 @@
 #define NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY 0
 #define NGX_HTTP_CLASSIFY_RESOLVE_FIRST    1
 
-#define NGX_HTTP_CLASSIFY_INPUT_AUTO       0
-#define NGX_HTTP_CLASSIFY_INPUT_OPENAI     1
-#define NGX_HTTP_CLASSIFY_INPUT_FIELDS     2
-
 #define NGX_HTTP_CLASSIFY_ORDER_RPUSH      0   /* newest last */
 #define NGX_HTTP_CLASSIFY_ORDER_LPUSH      1   /* newest first */
 
@@ -43,6 +41,8 @@
 #define NGX_HTTP_CLASSIFY_REPLY_SSE        2
 #define NGX_HTTP_CLASSIFY_REPLY_TEXT       3
 #define NGX_HTTP_CLASSIFY_REPLY_JSON       4
+#define NGX_HTTP_CLASSIFY_REPLY_RESPONSES  5
+#define NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC  6
 
 /* the answer of one classifier */
 #define NGX_HTTP_CLASSIFY_PENDING          0   /* not decided yet */
@@ -176,22 +176,7 @@ typedef struct {
 } ngx_http_classify_loc_conf_t;
 
 
-/* one message of conversation context */
-typedef struct {
-    ngx_str_t                      role;
-    ngx_str_t                      content;
-} ngx_http_classify_msg_t;
-
-
-/* what the client's body says */
-typedef struct {
-    ngx_str_t                      query;
-    ngx_str_t                      session;
-    ngx_str_t                      model;
-    ngx_array_t                    context;       /* of msg_t, oldest first */
-    unsigned                       openai:1;      /* chat-completions body */
-    unsigned                       stream:1;      /* "stream": true */
-} ngx_http_classify_input_t;
+/* the body's types: ngx_http_classify_input.h */
 
 
 typedef struct ngx_http_classify_ctx_s  ngx_http_classify_ctx_t;
@@ -380,8 +365,8 @@ ngx_int_t ngx_http_classify_openai_content(u_char *data, size_t len,
 
 /* input (pure) */
 ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,
-    ngx_http_classify_loc_conf_t *clcf, u_char *data, size_t len,
-    ngx_http_classify_input_t *in, const char **err);
+    ngx_http_classify_loc_conf_t *clcf, ngx_flag_t anthropic, u_char *data,
+    size_t len, ngx_http_classify_input_t *in, const char **err);
 ngx_int_t ngx_http_classify_parse_message(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_http_classify_msg_t *msg);
 

@@ -301,12 +301,23 @@ ngx_http_classify_prepare(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 
     err = NULL;
 
-    rc = ngx_http_classify_parse_input(r->pool, ctx->conf, body.data,
-                                       body.len, &ctx->input, &err);
+    rc = ngx_http_classify_parse_input(r->pool, ctx->conf,
+                                       ngx_http_classify_header_in(r,
+                                           "anthropic-version",
+                                           sizeof("anthropic-version") - 1)
+                                       != NULL,
+                                       body.data, body.len, &ctx->input, &err);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "classify: %V body, %ui context messages, "
+                   "%ui non-text parts skipped%s",
+                   &ngx_http_classify_format_names[ctx->input.format],
+                   ctx->input.context.nelts, ctx->input.skipped,
+                   ctx->input.previous ? ", previous_response_id" : "");
 
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1008,7 +1019,7 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
     ngx_str_t                        body, id, content_type;
     ngx_uint_t                       format, stream;
     ngx_http_classify_classifier_t  *cl;
-    u_char                           idbuf[sizeof("chatcmpl-classify--")
+    u_char                           idbuf[sizeof("classify--")
                                            + 2 * NGX_ATOMIC_T_LEN];
 
     static ngx_str_t  no_cache = ngx_string("no-cache");
@@ -1018,7 +1029,9 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "classify: reply of \"%V\"", &cl->name);
 
-    p = ngx_sprintf(idbuf, "chatcmpl-classify-%uA-%ui",
+    /* unique while the master lives: the connection counter is shared */
+
+    p = ngx_sprintf(idbuf, "classify-%uA-%ui",
                     r->connection->number, r->connection->requests);
     id.data = idbuf;
     id.len = p - idbuf;

@@ -57,6 +57,7 @@ struct ngx_http_classify_metrics_s {
     ngx_atomic_t                    spec_wasted_bytes;
     ngx_atomic_t                    spec_wasted_usec;
     ngx_atomic_t                    spec_saved_usec;
+    ngx_atomic_t                    formats[NGX_HTTP_CLASSIFY_NFORMATS];
     ngx_http_classify_hist_t        decision;
     ngx_uint_t                      nclassifiers;
     ngx_http_classify_cl_metrics_t  cl[1];
@@ -488,6 +489,10 @@ ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx)
         (void) ngx_atomic_fetch_add(&cm->blocked, 1);
     }
 
+    if (ctx->input.format < NGX_HTTP_CLASSIFY_NFORMATS) {
+        (void) ngx_atomic_fetch_add(&m->formats[ctx->input.format], 1);
+    }
+
     ngx_http_classify_observe(&m->decision, ctx->usec);
 
     for (i = 0; i < ctx->ncalls; i++) {
@@ -713,6 +718,20 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
     }
 
     ngx_http_classify_print(t,
+             "# HELP classify_format_decisions_total Decisions, by the "
+             "client's wire format.\n"
+             "# TYPE classify_format_decisions_total counter\n");
+
+    for (k = NGX_HTTP_CLASSIFY_FORMAT_OPENAI; k < NGX_HTTP_CLASSIFY_NFORMATS;
+         k++)
+    {
+        ngx_http_classify_print(t,
+                                "classify_format_decisions_total{format=\"%V\"}"
+                                " %uA\n", &ngx_http_classify_format_names[k],
+                                m->formats[k]);
+    }
+
+    ngx_http_classify_print(t,
              "# HELP classify_classifier_verdicts_total Classifier "
              "outcomes; shadow=\"true\" for shadow classifiers.\n"
              "# TYPE classify_classifier_verdicts_total counter\n");
@@ -876,6 +895,17 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
             ngx_http_classify_print(t, ",\"%V\":%uA", &cl[i].name,
                                     m->cl[i].blocked);
         }
+    }
+
+    ngx_http_classify_print(t, "},\"formats\":{");
+
+    for (k = NGX_HTTP_CLASSIFY_FORMAT_OPENAI; k < NGX_HTTP_CLASSIFY_NFORMATS;
+         k++)
+    {
+        ngx_http_classify_print(t, "%s\"%V\":%uA",
+                                k > NGX_HTTP_CLASSIFY_FORMAT_OPENAI ? "," : "",
+                                &ngx_http_classify_format_names[k],
+                                m->formats[k]);
     }
 
     ngx_http_classify_print(t, "},\"decision_ms\":");

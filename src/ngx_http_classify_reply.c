@@ -3,35 +3,238 @@
  * ngx_http_classify_module: a classifier's reply in the client's format.
  *
  * openai: chat.completion.chunk events ending in "data: [DONE]" when the
- * client asked to stream, one chat.completion object when it did not;
+ * client asked to stream (with the usage chunk of stream_options
+ * include_usage before it), one chat.completion object when it did not;
+ * responses: the Responses events from response.created to
+ * response.completed, or one Response object; anthropic: the Messages
+ * events from message_start to message_stop, or one Message object;
  * sse: the reply's lines as one event's "data:" lines; text: the reply
  * as it is; json: {"verdict": name, "reply": text}.
+ *
+ * Every reply but sse and text is a table of templates, each written
+ * once: ngx_http_classify_expand() runs over them twice, first to
+ * measure, then to write, so the size and the bytes come from the same
+ * place.  In a template:
+ *     %i  the reply's unique id ("classify-..."), after each format's prefix
+ *     %t  the time, in seconds since the epoch
+ *     %m  the client's model (or "classify"), a JSON string
+ *     %r  the reply, a JSON string
+ *     %n  the classifier's name, a JSON string
+ *     %s  the next sequence number (Responses' "sequence_number"), from 0
  */
 
 
 #include "ngx_http_classify.h"
 
 
-#define NGX_HTTP_CLASSIFY_CHUNK_HEAD                                          \
-    "data: {\"id\":\"\",\"object\":\"chat.completion.chunk\","                \
-    "\"created\":,\"model\":,\"choices\":[{\"index\":0,\"delta\":"
-
-#define NGX_HTTP_CLASSIFY_CHUNK_TAIL  ",\"finish_reason\":null}]}\n\n"
-#define NGX_HTTP_CLASSIFY_CHUNK_STOP  ",\"finish_reason\":\"stop\"}]}\n\n"
-
-#define NGX_HTTP_CLASSIFY_ROLE                                                \
-    "{\"role\":\"assistant\",\"content\":\"\"}"
-#define NGX_HTTP_CLASSIFY_DONE        "data: [DONE]\n\n"
-
-#define NGX_HTTP_CLASSIFY_COMPLETION                                          \
-    "{\"id\":\"\",\"object\":\"chat.completion\",\"created\":,\"model\":,"    \
-    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","          \
-    "\"content\":},\"finish_reason\":\"stop\"}],\"usage\":{"                  \
-    "\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}}"
+/* what the templates are filled with */
+typedef struct {
+    ngx_str_t                      *id;
+    time_t                          now;
+    ngx_str_t                       model;
+    ngx_str_t                      *reply;
+    ngx_str_t                      *name;
+    ngx_uint_t                      seq;
+} ngx_http_classify_fill_t;
 
 
-static u_char *ngx_http_classify_chunk(u_char *p, ngx_str_t *id, time_t now,
-    ngx_str_t *model, const char *delta, ngx_str_t *content, ngx_uint_t stop);
+/* one reply: a format, streamed or not, and its templates */
+typedef struct {
+    ngx_uint_t                      format;
+    ngx_uint_t                      stream;      /* the client asked */
+    ngx_uint_t                      usage;       /* ... and include_usage */
+    ngx_str_t                       content_type;
+    const char                    **tpl;         /* NULL-terminated */
+} ngx_http_classify_reply_t;
+
+
+/* OpenAI chat completions */
+
+#define NGX_HTTP_CLASSIFY_CHAT_CHUNK(delta, finish)                           \
+    "data: {\"id\":\"chatcmpl-%i\",\"object\":\"chat.completion.chunk\","     \
+    "\"created\":%t,\"model\":%m,\"choices\":[{\"index\":0,\"delta\":"        \
+    delta ",\"finish_reason\":" finish "}]}\n\n"
+
+#define NGX_HTTP_CLASSIFY_CHAT_USAGE                                          \
+    "{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}"
+
+#define NGX_HTTP_CLASSIFY_CHAT_EVENTS                                         \
+    NGX_HTTP_CLASSIFY_CHAT_CHUNK("{\"role\":\"assistant\",\"content\":\"\"}", \
+                                 "null"),                                     \
+    NGX_HTTP_CLASSIFY_CHAT_CHUNK("{\"content\":%r}", "null"),                 \
+    NGX_HTTP_CLASSIFY_CHAT_CHUNK("{}", "\"stop\"")
+
+static const char  *ngx_http_classify_chat_stream[] = {
+    NGX_HTTP_CLASSIFY_CHAT_EVENTS,
+    "data: [DONE]\n\n",
+    NULL
+};
+
+static const char  *ngx_http_classify_chat_stream_usage[] = {
+    NGX_HTTP_CLASSIFY_CHAT_EVENTS,
+    "data: {\"id\":\"chatcmpl-%i\",\"object\":\"chat.completion.chunk\","
+    "\"created\":%t,\"model\":%m,\"choices\":[],\"usage\":"
+    NGX_HTTP_CLASSIFY_CHAT_USAGE "}\n\n",
+    "data: [DONE]\n\n",
+    NULL
+};
+
+static const char  *ngx_http_classify_chat_whole[] = {
+    "{\"id\":\"chatcmpl-%i\",\"object\":\"chat.completion\",\"created\":%t,"
+    "\"model\":%m,\"choices\":[{\"index\":0,\"message\":{\"role\":"
+    "\"assistant\",\"content\":%r},\"finish_reason\":\"stop\"}],\"usage\":"
+    NGX_HTTP_CLASSIFY_CHAT_USAGE "}",
+    NULL
+};
+
+
+/* OpenAI Responses */
+
+#define NGX_HTTP_CLASSIFY_RESP_TEXT(text)                                     \
+    "{\"type\":\"output_text\",\"text\":" text ",\"annotations\":[]}"
+
+#define NGX_HTTP_CLASSIFY_RESP_MESSAGE(status, content)                       \
+    "{\"id\":\"msg_%i\",\"type\":\"message\",\"status\":\"" status "\","      \
+    "\"role\":\"assistant\",\"content\":[" content "]}"
+
+#define NGX_HTTP_CLASSIFY_RESP_DONE                                           \
+    NGX_HTTP_CLASSIFY_RESP_MESSAGE("completed",                               \
+                                   NGX_HTTP_CLASSIFY_RESP_TEXT("%r"))
+
+#define NGX_HTTP_CLASSIFY_RESP_USAGE                                          \
+    "{\"input_tokens\":0,\"input_tokens_details\":{\"cached_tokens\":0},"     \
+    "\"output_tokens\":0,\"output_tokens_details\":{\"reasoning_tokens\":0},"  \
+    "\"total_tokens\":0}"
+
+#define NGX_HTTP_CLASSIFY_RESPONSE(status, output, usage)                     \
+    "{\"id\":\"resp_%i\",\"object\":\"response\",\"created_at\":%t,"          \
+    "\"status\":\"" status "\",\"error\":null,\"incomplete_details\":null,"   \
+    "\"instructions\":null,\"max_output_tokens\":null,\"model\":%m,"          \
+    "\"output\":[" output "],\"parallel_tool_calls\":true,"                   \
+    "\"previous_response_id\":null,\"reasoning\":{\"effort\":null,"           \
+    "\"summary\":null},\"store\":false,\"temperature\":null,\"text\":"        \
+    "{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],"  \
+    "\"top_p\":null,\"truncation\":\"disabled\",\"usage\":" usage ","         \
+    "\"user\":null,\"metadata\":{}}"
+
+#define NGX_HTTP_CLASSIFY_RESP_EVENT(type, fields)                            \
+    "event: " type "\ndata: {\"type\":\"" type "\",\"sequence_number\":%s,"   \
+    fields "}\n\n"
+
+#define NGX_HTTP_CLASSIFY_RESP_PART                                           \
+    "\"item_id\":\"msg_%i\",\"output_index\":0,\"content_index\":0,"
+
+static const char  *ngx_http_classify_responses_stream[] = {
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.created", "\"response\":"
+        NGX_HTTP_CLASSIFY_RESPONSE("in_progress", "", "null")),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.in_progress", "\"response\":"
+        NGX_HTTP_CLASSIFY_RESPONSE("in_progress", "", "null")),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.output_item.added",
+        "\"output_index\":0,\"item\":"
+        NGX_HTTP_CLASSIFY_RESP_MESSAGE("in_progress", "")),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.content_part.added",
+        NGX_HTTP_CLASSIFY_RESP_PART "\"part\":"
+        NGX_HTTP_CLASSIFY_RESP_TEXT("\"\"")),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.output_text.delta",
+        NGX_HTTP_CLASSIFY_RESP_PART "\"delta\":%r"),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.output_text.done",
+        NGX_HTTP_CLASSIFY_RESP_PART "\"text\":%r"),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.content_part.done",
+        NGX_HTTP_CLASSIFY_RESP_PART "\"part\":"
+        NGX_HTTP_CLASSIFY_RESP_TEXT("%r")),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.output_item.done",
+        "\"output_index\":0,\"item\":" NGX_HTTP_CLASSIFY_RESP_DONE),
+    NGX_HTTP_CLASSIFY_RESP_EVENT("response.completed", "\"response\":"
+        NGX_HTTP_CLASSIFY_RESPONSE("completed", NGX_HTTP_CLASSIFY_RESP_DONE,
+                                   NGX_HTTP_CLASSIFY_RESP_USAGE)),
+    NULL
+};
+
+static const char  *ngx_http_classify_responses_whole[] = {
+    NGX_HTTP_CLASSIFY_RESPONSE("completed", NGX_HTTP_CLASSIFY_RESP_DONE,
+                               NGX_HTTP_CLASSIFY_RESP_USAGE),
+    NULL
+};
+
+
+/* Anthropic Messages */
+
+#define NGX_HTTP_CLASSIFY_ANT_EVENT(type, fields)                             \
+    "event: " type "\ndata: {\"type\":\"" type "\"" fields "}\n\n"
+
+#define NGX_HTTP_CLASSIFY_ANT_MESSAGE(content, stop)                          \
+    "{\"id\":\"msg_%i\",\"type\":\"message\",\"role\":\"assistant\","         \
+    "\"model\":%m,\"content\":[" content "],\"stop_reason\":" stop ","        \
+    "\"stop_sequence\":null,\"usage\":{\"input_tokens\":0,"                   \
+    "\"output_tokens\":0}}"
+
+static const char  *ngx_http_classify_anthropic_stream[] = {
+    NGX_HTTP_CLASSIFY_ANT_EVENT("message_start", ",\"message\":"
+        NGX_HTTP_CLASSIFY_ANT_MESSAGE("", "null")),
+    NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_start",
+        ",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}"),
+    NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_delta",
+        ",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":%r}"),
+    NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_stop", ",\"index\":0"),
+    NGX_HTTP_CLASSIFY_ANT_EVENT("message_delta",
+        ",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},"
+        "\"usage\":{\"output_tokens\":0}"),
+    NGX_HTTP_CLASSIFY_ANT_EVENT("message_stop", ""),
+    NULL
+};
+
+static const char  *ngx_http_classify_anthropic_whole[] = {
+    NGX_HTTP_CLASSIFY_ANT_MESSAGE("{\"type\":\"text\",\"text\":%r}",
+                                  "\"end_turn\""),
+    NULL
+};
+
+
+static const char  *ngx_http_classify_json_whole[] = {
+    "{\"verdict\":%n,\"reply\":%r}",
+    NULL
+};
+
+
+/* the first entry that fits the format, the stream flag and include_usage */
+
+static ngx_http_classify_reply_t  ngx_http_classify_replies[] = {
+
+    { NGX_HTTP_CLASSIFY_REPLY_OPENAI, 1, 1, ngx_string("text/event-stream"),
+      ngx_http_classify_chat_stream_usage },
+
+    { NGX_HTTP_CLASSIFY_REPLY_OPENAI, 1, 0, ngx_string("text/event-stream"),
+      ngx_http_classify_chat_stream },
+
+    { NGX_HTTP_CLASSIFY_REPLY_OPENAI, 0, 0, ngx_string("application/json"),
+      ngx_http_classify_chat_whole },
+
+    { NGX_HTTP_CLASSIFY_REPLY_RESPONSES, 1, 0,
+      ngx_string("text/event-stream"), ngx_http_classify_responses_stream },
+
+    { NGX_HTTP_CLASSIFY_REPLY_RESPONSES, 0, 0, ngx_string("application/json"),
+      ngx_http_classify_responses_whole },
+
+    { NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC, 1, 0,
+      ngx_string("text/event-stream"), ngx_http_classify_anthropic_stream },
+
+    { NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC, 0, 0, ngx_string("application/json"),
+      ngx_http_classify_anthropic_whole },
+
+    { NGX_HTTP_CLASSIFY_REPLY_JSON, 0, 0, ngx_string("application/json"),
+      ngx_http_classify_json_whole },
+
+    { 0, 0, 0, ngx_null_string, NULL }
+};
+
+
+static ngx_int_t ngx_http_classify_render_table(ngx_pool_t *pool,
+    ngx_http_classify_reply_t *reply, ngx_http_classify_fill_t *fill,
+    ngx_str_t *body);
+static u_char *ngx_http_classify_expand(u_char *p, const char *tpl,
+    ngx_http_classify_fill_t *fill, size_t *len);
+static ngx_int_t ngx_http_classify_render_sse(ngx_pool_t *pool,
+    ngx_str_t *reply, ngx_str_t *body);
 
 
 ngx_uint_t
@@ -42,8 +245,19 @@ ngx_http_classify_reply_format(ngx_uint_t conf, ngx_http_classify_input_t *in,
         return conf;
     }
 
-    if (in->openai) {
+    switch (in->format) {
+
+    case NGX_HTTP_CLASSIFY_FORMAT_OPENAI:
         return NGX_HTTP_CLASSIFY_REPLY_OPENAI;
+
+    case NGX_HTTP_CLASSIFY_FORMAT_RESPONSES:
+        return NGX_HTTP_CLASSIFY_REPLY_RESPONSES;
+
+    case NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC:
+        return NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC;
+
+    default:
+        break;
     }
 
     if (accept && accept->len) {
@@ -68,165 +282,96 @@ ngx_http_classify_reply_format(ngx_uint_t conf, ngx_http_classify_input_t *in,
 }
 
 
+/*
+ * The reply of classifier cl in the format, streamed or not as the
+ * client asked (in); id is unique to this reply, "now" its time.
+ */
+
 ngx_int_t
 ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
     ngx_http_classify_classifier_t *cl, ngx_http_classify_input_t *in,
     ngx_str_t *id, time_t now, ngx_str_t *content_type, ngx_str_t *body,
     ngx_uint_t *stream)
 {
-    size_t      len, fixed;
-    u_char     *p, *last, *nl, *start;
-    ngx_str_t   model, *reply;
+    ngx_http_classify_reply_t  *reply;
+    ngx_http_classify_fill_t    fill;
 
-    reply = &cl->reply;
-    model = in->model;
     *stream = 0;
-
-    if (model.len == 0) {
-        ngx_str_set(&model, "classify");
-    }
 
     switch (format) {
 
-    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
-
-        fixed = id->len + NGX_TIME_T_LEN
-                + ngx_http_classify_json_str_len(&model);
-
-        if (in->stream) {
-            ngx_str_set(content_type, "text/event-stream");
-            *stream = 1;
-
-            len = 3 * (sizeof(NGX_HTTP_CLASSIFY_CHUNK_HEAD) - 1 + fixed
-                       + sizeof(NGX_HTTP_CLASSIFY_CHUNK_STOP) - 1)
-                  + sizeof(NGX_HTTP_CLASSIFY_ROLE) - 1
-                  + sizeof("{\"content\":}") - 1
-                  + ngx_http_classify_json_str_len(reply)
-                  + sizeof("{}") - 1
-                  + sizeof(NGX_HTTP_CLASSIFY_DONE) - 1;
-
-            p = ngx_pnalloc(pool, len);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            body->data = p;
-
-            p = ngx_http_classify_chunk(p, id, now, &model,
-                                        NGX_HTTP_CLASSIFY_ROLE, NULL, 0);
-            p = ngx_http_classify_chunk(p, id, now, &model, NULL, reply, 0);
-            p = ngx_http_classify_chunk(p, id, now, &model, "{}", NULL, 1);
-            p = ngx_cpymem(p, NGX_HTTP_CLASSIFY_DONE,
-                           sizeof(NGX_HTTP_CLASSIFY_DONE) - 1);
-            break;
-        }
-
-        ngx_str_set(content_type, "application/json");
-
-        len = sizeof(NGX_HTTP_CLASSIFY_COMPLETION) - 1 + fixed
-              + ngx_http_classify_json_str_len(reply);
-
-        p = ngx_pnalloc(pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        body->data = p;
-
-        p = ngx_sprintf(p, "{\"id\":\"%V\",\"object\":\"chat.completion\","
-                        "\"created\":%T,\"model\":", id, now);
-        p = ngx_http_classify_json_str(p, &model);
-        p = ngx_cpymem(p, ",\"choices\":[{\"index\":0,\"message\":"
-                       "{\"role\":\"assistant\",\"content\":",
-                       sizeof(",\"choices\":[{\"index\":0,\"message\":"
-                              "{\"role\":\"assistant\",\"content\":") - 1);
-        p = ngx_http_classify_json_str(p, reply);
-        p = ngx_cpymem(p, "},\"finish_reason\":\"stop\"}],\"usage\":"
-                       "{\"prompt_tokens\":0,\"completion_tokens\":0,"
-                       "\"total_tokens\":0}}",
-                       sizeof("},\"finish_reason\":\"stop\"}],\"usage\":"
-                              "{\"prompt_tokens\":0,\"completion_tokens\":0,"
-                              "\"total_tokens\":0}}") - 1);
-        break;
-
     case NGX_HTTP_CLASSIFY_REPLY_SSE:
-
         ngx_str_set(content_type, "text/event-stream");
         *stream = 1;
+        return ngx_http_classify_render_sse(pool, &cl->reply, body);
 
-        /*
-         * one "data: " line per line of the reply, then a blank line;
-         * "\r\n" and a lone "\r" end a line too (SSE's own line ends, and a
-         * reply_file saved with CRLF), and go out as "\n"
-         */
-
-        len = sizeof("data: \n\n") - 1 + reply->len;
-
-        for (p = reply->data; p < reply->data + reply->len; p++) {
-            if (*p == '\n' || *p == '\r') {
-                len += sizeof("data: ") - 1;
-            }
-        }
-
-        p = ngx_pnalloc(pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        body->data = p;
-
-        last = reply->data + reply->len;
-
-        for (nl = reply->data; /* void */ ; nl++) {
-            start = nl;
-
-            while (nl < last && *nl != '\n' && *nl != '\r') {
-                nl++;
-            }
-
-            p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
-            p = ngx_cpymem(p, start, nl - start);
-            *p++ = '\n';
-
-            if (nl >= last) {
-                break;
-            }
-
-            if (*nl == '\r' && nl + 1 < last && nl[1] == '\n') {
-                nl++;
-            }
-        }
-
-        *p++ = '\n';
-        break;
-
-    case NGX_HTTP_CLASSIFY_REPLY_JSON:
-
-        ngx_str_set(content_type, "application/json");
-
-        len = sizeof("{\"verdict\":,\"reply\":}") - 1
-              + ngx_http_classify_json_str_len(&cl->name)
-              + ngx_http_classify_json_str_len(reply);
-
-        p = ngx_pnalloc(pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        body->data = p;
-
-        p = ngx_cpymem(p, "{\"verdict\":", sizeof("{\"verdict\":") - 1);
-        p = ngx_http_classify_json_str(p, &cl->name);
-        p = ngx_cpymem(p, ",\"reply\":", sizeof(",\"reply\":") - 1);
-        p = ngx_http_classify_json_str(p, reply);
-        *p++ = '}';
-        break;
-
-    default: /* NGX_HTTP_CLASSIFY_REPLY_TEXT */
-
+    case NGX_HTTP_CLASSIFY_REPLY_TEXT:
         ngx_str_set(content_type, "text/plain; charset=utf-8");
-        *body = *reply;
+        *body = cl->reply;
         return NGX_OK;
+
+    default:
+        break;
+    }
+
+    for (reply = ngx_http_classify_replies; reply->tpl; reply++) {
+        if (reply->format == format
+            && (reply->stream == 0 || in->stream)
+            && (reply->usage == 0 || in->include_usage))
+        {
+            break;
+        }
+    }
+
+    if (reply->tpl == NULL) {
+        return NGX_ERROR;
+    }
+
+    fill.id = id;
+    fill.now = now;
+    fill.model = in->model;
+    fill.reply = &cl->reply;
+    fill.name = &cl->name;
+
+    if (fill.model.len == 0) {
+        ngx_str_set(&fill.model, "classify");
+    }
+
+    *content_type = reply->content_type;
+    *stream = reply->stream;
+
+    return ngx_http_classify_render_table(pool, reply, &fill, body);
+}
+
+
+/* the templates measured (p NULL), then written */
+
+static ngx_int_t
+ngx_http_classify_render_table(ngx_pool_t *pool,
+    ngx_http_classify_reply_t *reply, ngx_http_classify_fill_t *fill,
+    ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    const char  **tpl;
+
+    len = 0;
+    fill->seq = 0;
+
+    for (tpl = reply->tpl; *tpl; tpl++) {
+        (void) ngx_http_classify_expand(NULL, *tpl, fill, &len);
+    }
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    fill->seq = 0;
+
+    for (tpl = reply->tpl; *tpl; tpl++) {
+        p = ngx_http_classify_expand(p, *tpl, fill, NULL);
     }
 
     body->len = p - body->data;
@@ -235,31 +380,155 @@ ngx_http_classify_render_reply(ngx_pool_t *pool, ngx_uint_t format,
 }
 
 
+/*
+ * One template: written at p, or (p NULL) measured into *len, at most the
+ * bytes it takes (a number is counted at its longest).
+ */
+
 static u_char *
-ngx_http_classify_chunk(u_char *p, ngx_str_t *id, time_t now,
-    ngx_str_t *model, const char *delta, ngx_str_t *content, ngx_uint_t stop)
+ngx_http_classify_expand(u_char *p, const char *tpl,
+    ngx_http_classify_fill_t *fill, size_t *len)
 {
-    p = ngx_sprintf(p, "data: {\"id\":\"%V\","
-                    "\"object\":\"chat.completion.chunk\","
-                    "\"created\":%T,\"model\":", id, now);
-    p = ngx_http_classify_json_str(p, model);
-    p = ngx_cpymem(p, ",\"choices\":[{\"index\":0,\"delta\":",
-                   sizeof(",\"choices\":[{\"index\":0,\"delta\":") - 1);
+    size_t       n;
+    ngx_str_t   *raw, *json;
+    const char  *t, *start;
 
-    if (content) {
-        p = ngx_cpymem(p, "{\"content\":", sizeof("{\"content\":") - 1);
-        p = ngx_http_classify_json_str(p, content);
-        *p++ = '}';
+    for (t = tpl; *t; t += 2) {
 
-    } else {
-        p = ngx_cpymem(p, delta, ngx_strlen(delta));
+        for (start = t; *t && *t != '%'; t++) { /* void */ }
+
+        n = t - start;
+
+        if (p) {
+            p = ngx_cpymem(p, start, n);
+
+        } else {
+            *len += n;
+        }
+
+        if (*t == '\0') {
+            break;
+        }
+
+        raw = NULL;
+        json = NULL;
+
+        switch (t[1]) {
+
+        case 'i':
+            raw = fill->id;
+            break;
+
+        case 't':
+            if (p) {
+                p = ngx_sprintf(p, "%T", fill->now);
+
+            } else {
+                *len += NGX_TIME_T_LEN;
+            }
+
+            break;
+
+        case 's':
+            if (p) {
+                p = ngx_sprintf(p, "%ui", fill->seq);
+
+            } else {
+                *len += NGX_INT_T_LEN;
+            }
+
+            fill->seq++;
+            break;
+
+        case 'm':
+            json = &fill->model;
+            break;
+
+        case 'r':
+            json = fill->reply;
+            break;
+
+        default: /* 'n' */
+            json = fill->name;
+            break;
+        }
+
+        if (raw) {
+            if (p) {
+                p = ngx_cpymem(p, raw->data, raw->len);
+
+            } else {
+                *len += raw->len;
+            }
+        }
+
+        if (json) {
+            if (p) {
+                p = ngx_http_classify_json_str(p, json);
+
+            } else {
+                *len += ngx_http_classify_json_str_len(json);
+            }
+        }
     }
 
-    if (stop) {
-        return ngx_cpymem(p, NGX_HTTP_CLASSIFY_CHUNK_STOP,
-                          sizeof(NGX_HTTP_CLASSIFY_CHUNK_STOP) - 1);
+    return p;
+}
+
+
+/*
+ * One "data: " line per line of the reply, then a blank line; "\r\n" and
+ * a lone "\r" end a line too (SSE's own line ends, and a reply_file saved
+ * with CRLF), and go out as "\n".
+ */
+
+static ngx_int_t
+ngx_http_classify_render_sse(ngx_pool_t *pool, ngx_str_t *reply,
+    ngx_str_t *body)
+{
+    u_char  *p, *last, *nl, *start;
+    size_t   len;
+
+    len = sizeof("data: \n\n") - 1 + reply->len;
+
+    for (p = reply->data; p < reply->data + reply->len; p++) {
+        if (*p == '\n' || *p == '\r') {
+            len += sizeof("data: ") - 1;
+        }
     }
 
-    return ngx_cpymem(p, NGX_HTTP_CLASSIFY_CHUNK_TAIL,
-                      sizeof(NGX_HTTP_CLASSIFY_CHUNK_TAIL) - 1);
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    last = reply->data + reply->len;
+
+    for (nl = reply->data; /* void */ ; nl++) {
+        start = nl;
+
+        while (nl < last && *nl != '\n' && *nl != '\r') {
+            nl++;
+        }
+
+        p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
+        p = ngx_cpymem(p, start, nl - start);
+        *p++ = '\n';
+
+        if (nl >= last) {
+            break;
+        }
+
+        if (*nl == '\r' && nl + 1 < last && nl[1] == '\n') {
+            nl++;
+        }
+    }
+
+    *p++ = '\n';
+
+    body->len = p - body->data;
+
+    return NGX_OK;
 }

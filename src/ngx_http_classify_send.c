@@ -11,6 +11,10 @@
 #include "ngx_http_classify.h"
 
 
+static ngx_http_classify_format_e ngx_http_classify_error_format(
+    ngx_http_request_t *r);
+
+
 ngx_int_t
 ngx_http_classify_add_header(ngx_http_request_t *r, const char *key,
     ngx_str_t *value)
@@ -97,8 +101,10 @@ ngx_http_classify_send_chain(ngx_http_request_t *r, ngx_uint_t status,
 
 
 /*
- * A client error as a JSON body in OpenAI's error shape, so that any
- * chat client shows the message.  Returns what the handler should
+ * A client error as a JSON body in the shape of the client's API, so that
+ * its SDK shows the message: Anthropic's {"type":"error","error":{"type",
+ * "message"}} for an Anthropic client, OpenAI's {"error":{"message",
+ * "type","code"}} for any other.  Returns what the handler should
  * finalize with.
  */
 
@@ -110,6 +116,7 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char       *p;
     ngx_buf_t    *b;
     ngx_str_t     msg, type, body;
+    ngx_uint_t    anthropic;
 
     static ngx_str_t  json = ngx_string("application/json");
 
@@ -133,8 +140,19 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
         break;
     }
 
+    anthropic = (ngx_http_classify_error_format(r)
+                 == NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC);
+
     if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        ngx_str_set(&type, "server_error");
+        if (anthropic) {
+            ngx_str_set(&type, "api_error");
+
+        } else {
+            ngx_str_set(&type, "server_error");
+        }
+
+    } else if (anthropic && status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        ngx_str_set(&type, "request_too_large");
 
     } else {
         ngx_str_set(&type, "invalid_request_error");
@@ -143,7 +161,8 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     msg.data = (u_char *) message;
     msg.len = ngx_strlen(message);
 
-    len = sizeof("{\"error\":{\"message\":,\"type\":\"\",\"code\":}}\n") - 1
+    len = sizeof("{\"type\":\"error\",\"error\":{\"type\":\"\","
+                 "\"message\":,\"code\":}}\n") - 1
           + ngx_http_classify_json_str_len(&msg) + type.len + NGX_INT_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -151,15 +170,79 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(b->last, "{\"error\":{\"message\":",
-                   sizeof("{\"error\":{\"message\":") - 1);
-    p = ngx_http_classify_json_str(p, &msg);
-    b->last = ngx_sprintf(p, ",\"type\":\"%V\",\"code\":%ui}}\n",
-                          &type, status);
+    if (anthropic) {
+        p = ngx_sprintf(b->last, "{\"type\":\"error\",\"error\":"
+                        "{\"type\":\"%V\",\"message\":", &type);
+        p = ngx_http_classify_json_str(p, &msg);
+        p = ngx_cpymem(p, "}}\n", sizeof("}}\n") - 1);
+
+    } else {
+        p = ngx_cpymem(b->last, "{\"error\":{\"message\":",
+                       sizeof("{\"error\":{\"message\":") - 1);
+        p = ngx_http_classify_json_str(p, &msg);
+        p = ngx_sprintf(p, ",\"type\":\"%V\",\"code\":%ui}}\n",
+                        &type, status);
+    }
+
+    b->last = p;
     body.data = b->pos;
     body.len = b->last - b->pos;
 
     return ngx_http_classify_send(r, status, &json, &body, 0);
+}
+
+
+/*
+ * The format whose error shape a client gets: the reply format when it is
+ * set to one, else the body's chat format once known (even for a body
+ * then refused) or the location's classify_input; for a fields body or
+ * one not yet read, an "anthropic-version" header says Anthropic.
+ */
+
+static ngx_http_classify_format_e
+ngx_http_classify_error_format(ngx_http_request_t *r)
+{
+    ngx_http_classify_ctx_t       *ctx;
+    ngx_http_classify_format_e     format;
+    ngx_http_classify_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_classify_module);
+
+    switch (clcf->reply_format) {
+
+    case NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC:
+        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
+
+    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
+    case NGX_HTTP_CLASSIFY_REPLY_RESPONSES:
+        return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
+
+    default:
+        break;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
+
+    format = ctx ? ctx->input.format : NGX_HTTP_CLASSIFY_FORMAT_NONE;
+
+    if (format == NGX_HTTP_CLASSIFY_FORMAT_NONE) {
+        format = clcf->input;
+    }
+
+    if (format != NGX_HTTP_CLASSIFY_FORMAT_NONE
+        && format != NGX_HTTP_CLASSIFY_FORMAT_FIELDS)
+    {
+        return format;
+    }
+
+    if (ngx_http_classify_header_in(r, "anthropic-version",
+                                    sizeof("anthropic-version") - 1)
+        != NULL)
+    {
+        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
+    }
+
+    return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
 }
 
 

@@ -123,6 +123,62 @@ is($json->decode($body)->{object}, 'chat.completion', '"stream": false: whole');
 ($st, $body) = post('/v1/generate?tag=g1&format=nosuch');
 is($st, 400, 'an unknown format= answers 400');
 
+($st, $body) = post('/v1/generate?tag=g1&chunks=1',
+                    '{"stream":true,"stream_options":{"include_usage":true}}');
+@ev = $body =~ /^data: (.*)$/mg;
+is(scalar @ev, 4, 'include_usage: one piece, the stop, the usage chunk, [DONE]');
+is(scalar @{$json->decode($ev[2])->{choices}}, 0, 'include_usage: choices []');
+ok($json->decode($ev[2])->{usage}{total_tokens} > 0, 'include_usage: the usage');
+
+# the events of an "event:"/"data:" stream: [type, decoded data] each
+sub typed_events {
+    my @out;
+    for my $ev (split /\n\n/, shift) {
+        my ($type) = $ev =~ /^event: (.*)$/m;
+        my ($data) = $ev =~ /^data: (.*)$/m;
+        push @out, [$type, $json->decode($data)];
+    }
+    return @out;
+}
+
+($st, $body) = post('/v1/generate?tag=g1&format=responses&chunks=2&text=abcd',
+                    '{"model":"m1","stream":true}');
+@ev = typed_events($body);
+is(join(' ', map { $_->[0] eq $_->[1]{type} ? $_->[0] : 'MISMATCH' } @ev),
+   'response.created response.output_item.added response.content_part.added '
+   . 'response.output_text.delta response.output_text.delta '
+   . 'response.output_text.done response.completed',
+   'generate format=responses: the events, each named as its type');
+is(join(',', map { $_->[1]{sequence_number} } @ev), '0,1,2,3,4,5,6',
+   'format=responses: sequence numbers from 0');
+is(join('|', map { $_->[1]{delta} } @ev[3, 4]), 'ab|cd',
+   'format=responses: the deltas');
+is($ev[6][1]{response}{output}[0]{content}[0]{text}, 'abcd',
+   'format=responses: the completed response has the whole text');
+($st, $body) = post('/v1/generate?tag=g1&format=responses&strict=1',
+                    '{"model":"m1"}');
+$o = $json->decode($body);
+is("$o->{object} $o->{status} $o->{model} $o->{output}[0]{content}[0]{text}",
+   'response completed m1 chunk1 chunk2 chunk3 ',
+   'format=responses, not streaming: one Response');
+
+($st, $body) = post('/v1/generate?tag=g1&format=anthropic&chunks=2&text=abcd',
+                    '{"model":"m1","stream":true}');
+@ev = typed_events($body);
+is(join(' ', map { $_->[0] eq $_->[1]{type} ? $_->[0] : 'MISMATCH' } @ev),
+   'message_start content_block_start ping content_block_delta '
+   . 'content_block_delta content_block_stop message_delta message_stop',
+   'generate format=anthropic: the events, each named as its type');
+is(join('|', map { $_->[1]{delta}{text} } @ev[3, 4]), 'ab|cd',
+   'format=anthropic: the text deltas');
+is($ev[6][1]{delta}{stop_reason}, 'end_turn', 'format=anthropic: end_turn');
+($st, $body) = post('/v1/generate?tag=g1&format=anthropic&strict=1',
+                    '{"model":"m1"}');
+$o = $json->decode($body);
+is("$o->{type} $o->{role} $o->{model} $o->{content}[0]{text}",
+   'message assistant m1 chunk1 chunk2 chunk3 ',
+   'format=anthropic, not streaming: one Message');
+
 $resp = raw("POST /v1/generate?tag=g2&chunks=3&mode=reset HTTP/1.1\r\n"
             . "Host: x\r\nContent-Length: 2\r\n\r\n{}");
 is(() = $resp =~ /chunk\d/g, 1, 'generate mode=reset: the first event, then the close');

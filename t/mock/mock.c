@@ -66,19 +66,36 @@
  *   chunks=K (default 3, 0 allowed), text=STR (split evenly into K pieces
  *   on UTF-8 character boundaries; default pieces "chunk1 ", "chunk2 ",
  *   ...), gap=S seconds between pieces (the first comes after delay=),
- *   format=F the wire format (openai, the default and for now the only
- *   one: an unknown format answers 400), strict=1: stream only when the
- *   body says "stream": true (OpenAI's rule; by default it streams unless
- *   the body says "stream": false).
+ *   format=F the wire format: openai (the default), responses, anthropic;
+ *   an unknown format answers 400), strict=1: stream only when the body
+ *   says "stream": true (the APIs' rule; by default it streams unless the
+ *   body says "stream": false).
  *   openai, streaming: 200 text/event-stream (chunked under HTTP/1.1,
  *   close-delimited under HTTP/1.0), each event written on its own:
  *     data: {"id":"chatcmpl-gen","object":"chat.completion.chunk",
  *            "created":<t>,"model":M,"choices":[{"index":0,"delta":
  *            {"content":PIECE},"finish_reason":null}]}\n\n   (K times)
  *     data: {... "choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n
+ *     data: {... "choices":[],"usage":{...}}\n\n  (when the body asks for it:
+ *           "stream_options": {"include_usage": true})
  *     data: [DONE]\n\n
  *   openai, not streaming: one chat.completion (id "chatcmpl-gen") with the
  *   pieces put together, usage as above.
+ *   responses, streaming: "event: T\ndata: {"type":T,"sequence_number":N,
+ *   ...}\n\n" events (N from 0): response.created (a Response "resp_gen",
+ *   status in_progress, no output), response.output_item.added (message
+ *   "msg_gen"), response.content_part.added, then response.output_text.delta
+ *   {"delta":PIECE} K times, response.output_text.done {"text":ALL},
+ *   response.completed (the whole Response); not streaming: that Response,
+ *   {"object":"response","status":"completed","output":[{"type":"message",
+ *   "content":[{"type":"output_text","text":ALL}]}],"usage":{...}}.
+ *   anthropic, streaming: message_start (a Message "msg_gen", content [],
+ *   stop_reason null), content_block_start (index 0, text ""), ping, then
+ *   content_block_delta {"delta":{"type":"text_delta","text":PIECE}} K
+ *   times, content_block_stop, message_delta (stop_reason end_turn,
+ *   usage.output_tokens), message_stop, each "event: T\ndata: {...}\n\n";
+ *   not streaming: one Message {"type":"message","role":"assistant",
+ *   "content":[{"type":"text","text":ALL}],"stop_reason":"end_turn",...}.
  *   modes: ok, hang, close, rst, reset (the headers and the first event, or
  *   half a whole answer under its full Content-Length, then close)
  *

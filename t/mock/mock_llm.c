@@ -24,6 +24,7 @@ typedef struct llm_s  llm_t;
 typedef struct {
     const char  *name;
     const char  *ctype;
+    void       (*start)(mock_buf_t *b, llm_t *l);   /* NULL: none */
     void       (*piece)(mock_buf_t *b, llm_t *l, const char *p, size_t n);
     void       (*end)(mock_buf_t *b, llm_t *l);
     void       (*whole)(mock_buf_t *b, llm_t *l, const char *p, size_t n);
@@ -43,6 +44,8 @@ struct llm_s {
     int                  stream;
     int                  chunks;
     int                  sent;
+    int                  seq;         /* Responses' sequence_number */
+    int                  usage;       /* stream_options.include_usage */
     double               gap;
     char                *text;        /* text=, NULL: "chunkN " pieces */
     size_t              *cuts;        /* chunks + 1 offsets into text */
@@ -160,6 +163,10 @@ read_request(mock_conn_t *c, llm_t *l)
 
     v = cJSON_GetObjectItemCaseSensitive(o, "stream");
     l->stream = cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
+
+    v = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
+    l->usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v,
+                                                            "include_usage"));
 
     l->model = mock_strdup(model);
     l->query = mock_strdup(query);
@@ -335,6 +342,9 @@ json_fire(mock_conn_t *c)
 }
 
 
+static void gen_text(llm_t *l, mock_buf_t *text);
+
+
 /* the OpenAI chat completions format of the generation */
 
 static void
@@ -361,8 +371,27 @@ openai_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 static void
 openai_end(mock_buf_t *b, llm_t *l)
 {
+    mock_buf_t  text = { 0 };
+    long        pt, ct;
+
     openai_chunk(b, l);
-    buf_str(b, "{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    buf_str(b, "{},\"finish_reason\":\"stop\"}]}\n\n");
+
+    if (l->usage) {
+        gen_text(l, &text);
+        pt = tokens(l->prompt_bytes);
+        ct = tokens(text.len);
+        buf_printf(b, "data: {\"id\":\"chatcmpl-gen\",\"object\":"
+                   "\"chat.completion.chunk\",\"created\":%ld,\"model\":",
+                   l->created);
+        buf_json(b, l->model, strlen(l->model));
+        buf_printf(b, ",\"choices\":[],\"usage\":{\"prompt_tokens\":%ld,"
+                   "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n",
+                   pt, ct, pt + ct);
+        buf_free(&text);
+    }
+
+    buf_str(b, "data: [DONE]\n\n");
 }
 
 
@@ -373,9 +402,188 @@ openai_whole(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 }
 
 
+/* the OpenAI Responses format */
+
+static void
+responses_object(mock_buf_t *b, llm_t *l, const char *status, const char *p,
+    size_t n)
+{
+    long  pt = tokens(l->prompt_bytes), ct = tokens(n);
+
+    buf_printf(b, "{\"id\":\"resp_gen\",\"object\":\"response\","
+               "\"created_at\":%ld,\"status\":\"%s\",\"model\":",
+               l->created, status);
+    buf_json(b, l->model, strlen(l->model));
+    buf_str(b, ",\"output\":[");
+
+    if (p) {
+        buf_str(b, "{\"id\":\"msg_gen\",\"type\":\"message\",\"status\":"
+                "\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":"
+                "\"output_text\",\"text\":");
+        buf_json(b, p, n);
+        buf_str(b, ",\"annotations\":[]}]}");
+    }
+
+    buf_str(b, "],\"usage\":");
+
+    if (p) {
+        buf_printf(b, "{\"input_tokens\":%ld,\"output_tokens\":%ld,"
+                   "\"total_tokens\":%ld}}", pt, ct, pt + ct);
+    } else {
+        buf_str(b, "null}");
+    }
+}
+
+
+static void
+responses_event(mock_buf_t *b, llm_t *l, const char *type)
+{
+    buf_printf(b, "event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%d,",
+               type, type, l->seq++);
+}
+
+
+static void
+responses_start(mock_buf_t *b, llm_t *l)
+{
+    responses_event(b, l, "response.created");
+    buf_str(b, "\"response\":");
+    responses_object(b, l, "in_progress", NULL, 0);
+    buf_str(b, "}\n\n");
+
+    responses_event(b, l, "response.output_item.added");
+    buf_str(b, "\"output_index\":0,\"item\":{\"id\":\"msg_gen\",\"type\":"
+            "\"message\",\"status\":\"in_progress\",\"role\":\"assistant\","
+            "\"content\":[]}}\n\n");
+
+    responses_event(b, l, "response.content_part.added");
+    buf_str(b, "\"item_id\":\"msg_gen\",\"output_index\":0,\"content_index\":0,"
+            "\"part\":{\"type\":\"output_text\",\"text\":\"\","
+            "\"annotations\":[]}}\n\n");
+}
+
+
+static void
+responses_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
+{
+    responses_event(b, l, "response.output_text.delta");
+    buf_str(b, "\"item_id\":\"msg_gen\",\"output_index\":0,\"content_index\":0,"
+            "\"delta\":");
+    buf_json(b, p, n);
+    buf_str(b, "}\n\n");
+}
+
+
+static void
+responses_end(mock_buf_t *b, llm_t *l)
+{
+    mock_buf_t  text = { 0 };
+
+    gen_text(l, &text);
+
+    responses_event(b, l, "response.output_text.done");
+    buf_str(b, "\"item_id\":\"msg_gen\",\"output_index\":0,\"content_index\":0,"
+            "\"text\":");
+    buf_json(b, text.p ? text.p : "", text.len);
+    buf_str(b, "}\n\n");
+
+    responses_event(b, l, "response.completed");
+    buf_str(b, "\"response\":");
+    responses_object(b, l, "completed", text.p ? text.p : "", text.len);
+    buf_str(b, "}\n\n");
+
+    buf_free(&text);
+}
+
+
+static void
+responses_whole(mock_buf_t *b, llm_t *l, const char *p, size_t n)
+{
+    responses_object(b, l, "completed", p, n);
+}
+
+
+/* the Anthropic Messages format */
+
+static void
+anthropic_message(mock_buf_t *b, llm_t *l, const char *p, size_t n)
+{
+    buf_str(b, "{\"id\":\"msg_gen\",\"type\":\"message\",\"role\":"
+            "\"assistant\",\"model\":");
+    buf_json(b, l->model, strlen(l->model));
+    buf_str(b, ",\"content\":[");
+
+    if (p) {
+        buf_str(b, "{\"type\":\"text\",\"text\":");
+        buf_json(b, p, n);
+        buf_str(b, "}");
+    }
+
+    buf_printf(b, "],\"stop_reason\":%s,\"stop_sequence\":null,\"usage\":"
+               "{\"input_tokens\":%ld,\"output_tokens\":%ld}}",
+               p ? "\"end_turn\"" : "null", tokens(l->prompt_bytes),
+               p ? tokens(n) : 0L);
+}
+
+
+static void
+anthropic_start(mock_buf_t *b, llm_t *l)
+{
+    buf_str(b, "event: message_start\ndata: {\"type\":\"message_start\","
+            "\"message\":");
+    anthropic_message(b, l, NULL, 0);
+    buf_str(b, "}\n\nevent: content_block_start\ndata: {\"type\":"
+            "\"content_block_start\",\"index\":0,\"content_block\":"
+            "{\"type\":\"text\",\"text\":\"\"}}\n\n"
+            "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+}
+
+
+static void
+anthropic_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
+{
+    buf_str(b, "event: content_block_delta\ndata: {\"type\":"
+            "\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+            "\"text_delta\",\"text\":");
+    buf_json(b, p, n);
+    buf_str(b, "}}\n\n");
+}
+
+
+static void
+anthropic_end(mock_buf_t *b, llm_t *l)
+{
+    mock_buf_t  text = { 0 };
+
+    gen_text(l, &text);
+
+    buf_printf(b, "event: content_block_stop\ndata: {\"type\":"
+               "\"content_block_stop\",\"index\":0}\n\n"
+               "event: message_delta\ndata: {\"type\":\"message_delta\","
+               "\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":"
+               "null},\"usage\":{\"output_tokens\":%ld}}\n\n"
+               "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+               tokens(text.len));
+
+    buf_free(&text);
+}
+
+
+static void
+anthropic_whole(mock_buf_t *b, llm_t *l, const char *p, size_t n)
+{
+    anthropic_message(b, l, p, n);
+}
+
+
 static const gen_format_t  gen_formats[] = {
-    { "openai", "text/event-stream", openai_piece, openai_end, openai_whole },
-    { NULL, NULL, NULL, NULL, NULL }
+    { "openai", "text/event-stream", NULL, openai_piece, openai_end,
+      openai_whole },
+    { "responses", "text/event-stream", responses_start, responses_piece,
+      responses_end, responses_whole },
+    { "anthropic", "text/event-stream", anthropic_start, anthropic_piece,
+      anthropic_end, anthropic_whole },
+    { NULL, NULL, NULL, NULL, NULL, NULL }
 };
 
 
@@ -397,21 +605,31 @@ gen_piece(mock_buf_t *b, llm_t *l, int i)
 }
 
 
+/* the pieces put together */
+
+static void
+gen_text(llm_t *l, mock_buf_t *text)
+{
+    char  name[32];
+    int   i, n;
+
+    for (i = 0; i < l->chunks; i++) {
+        if (l->text) {
+            buf_add(text, l->text + l->cuts[i], l->cuts[i + 1] - l->cuts[i]);
+        } else {
+            n = snprintf(name, sizeof(name), "chunk%d ", i + 1);
+            buf_add(text, name, (size_t) n);
+        }
+    }
+}
+
+
 static void
 gen_whole(mock_conn_t *c, llm_t *l)
 {
     mock_buf_t  text = { 0 }, b = { 0 };
-    char        name[32];
-    int         i, n;
 
-    for (i = 0; i < l->chunks; i++) {
-        if (l->text) {
-            buf_add(&text, l->text + l->cuts[i], l->cuts[i + 1] - l->cuts[i]);
-        } else {
-            n = snprintf(name, sizeof(name), "chunk%d ", i + 1);
-            buf_add(&text, name, (size_t) n);
-        }
-    }
+    gen_text(l, &text);
 
     l->fmt->whole(&b, l, text.p ? text.p : "", text.len);
     respond_json(c, ok_status(c), &b);
@@ -438,6 +656,10 @@ gen_fire(mock_conn_t *c)
         }
 
         mock_stream_head(c, ok_status(c), l->fmt->ctype);
+
+        if (l->fmt->start) {
+            l->fmt->start(&b, l);
+        }
     }
 
     if (l->sent < l->chunks) {
