@@ -222,6 +222,13 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       0,
       NULL },
 
+    { ngx_string("classify_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_classify_redis_sentinel_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("classify_redis_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -406,6 +413,13 @@ ngx_http_classify_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&cmcf->redis, cf->pool, 1,
                        sizeof(ngx_http_classify_redis_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&cmcf->masters, cf->pool, 1,
+                       sizeof(ngx_http_classify_master_t *))
         != NGX_OK)
     {
         return NULL;

@@ -122,6 +122,9 @@ typedef struct {
 typedef struct ngx_http_classify_redis_s     ngx_http_classify_redis_t;
 typedef struct ngx_http_classify_redis_op_s  ngx_http_classify_redis_op_t;
 
+/* a classify_redis_sentinel master in the metrics (metrics.c) */
+typedef struct ngx_http_classify_master_s    ngx_http_classify_master_t;
+
 
 /* how a session's list is kept: the classify_context_* settings */
 typedef struct {
@@ -135,6 +138,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                    classifiers;   /* of classifier_t */
     ngx_array_t                    redis;         /* of redis_t * */
+    ngx_array_t                    masters;       /* of master_t * */
     ngx_flag_t                     capture;       /* any context_store */
     ngx_shm_zone_t                *metrics_zone;
     ngx_http_classify_metrics_t   *metrics;       /* in the zone */
@@ -320,6 +324,10 @@ void ngx_http_classify_metrics_error(ngx_http_request_t *r);
 void ngx_http_classify_metrics_redis_error(ngx_http_request_t *r);
 void ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
     ngx_uint_t n);
+ngx_http_classify_master_t *ngx_http_classify_metrics_add_master(
+    ngx_conf_t *cf, ngx_str_t *name);
+void ngx_http_classify_metrics_master(ngx_http_classify_master_t *m,
+    ngx_str_t *addr);
 void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
 void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call);
