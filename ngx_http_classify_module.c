@@ -10,8 +10,15 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_capture.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_reply.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
+#include "ngx_http_classify_speculate.h"
 
 
 static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);

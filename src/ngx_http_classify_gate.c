@@ -22,6 +22,13 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_send.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_json.h"
+#include "ngx_http_classify_reply.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
 #include "ngx_http_classify_speculate.h"
@@ -32,6 +39,8 @@ static ngx_int_t ngx_http_classify_prepare(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
+static ngx_http_classify_format_e ngx_http_classify_error_format(
+    ngx_http_request_t *r);
 static void ngx_http_classify_keep(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
@@ -187,7 +196,62 @@ ngx_http_classify_refuse(ngx_http_request_t *r, ngx_uint_t status,
 
     ngx_http_classify_metrics_error(r);
 
-    return ngx_http_classify_error(r, status, message);
+    return ngx_http_classify_error(r, ngx_http_classify_error_format(r),
+                                   status, message);
+}
+
+
+/*
+ * The format whose error shape a client gets: the reply format when it is
+ * set to one, else the body's chat format once known (even for a body
+ * then refused) or the location's classify_input; for a fields body or
+ * one not yet read, an "anthropic-version" header says Anthropic.
+ */
+
+static ngx_http_classify_format_e
+ngx_http_classify_error_format(ngx_http_request_t *r)
+{
+    ngx_http_classify_ctx_t       *ctx;
+    ngx_http_classify_format_e     format;
+    ngx_http_classify_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_classify_module);
+
+    switch (clcf->reply_format) {
+
+    case NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC:
+        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
+
+    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
+    case NGX_HTTP_CLASSIFY_REPLY_RESPONSES:
+        return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
+
+    default:
+        break;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
+
+    format = ctx ? ctx->input.format : NGX_HTTP_CLASSIFY_FORMAT_NONE;
+
+    if (format == NGX_HTTP_CLASSIFY_FORMAT_NONE) {
+        format = clcf->input;
+    }
+
+    if (format != NGX_HTTP_CLASSIFY_FORMAT_NONE
+        && format != NGX_HTTP_CLASSIFY_FORMAT_FIELDS)
+    {
+        return format;
+    }
+
+    if (ngx_http_classify_header_in(r, "anthropic-version",
+                                    sizeof("anthropic-version") - 1)
+        != NULL)
+    {
+        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
+    }
+
+    return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
 }
 
 

@@ -20,7 +20,11 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_send.h"
 #include "ngx_http_classify_cache.h"
+#include "ngx_http_classify_gate.h"
 
 
 /* histogram bucket upper bounds, in milliseconds; the last is +Inf */

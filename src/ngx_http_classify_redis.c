@@ -41,6 +41,8 @@
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_hiredis.h"
 #include "ngx_http_classify_sentinel.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_json.h"
 
 
 #define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN    100

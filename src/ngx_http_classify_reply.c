@@ -25,6 +25,8 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_reply.h"
+#include "ngx_http_classify_json.h"
 
 
 /* what the templates are filled with */

@@ -32,6 +32,8 @@
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_speculate.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_metrics.h"
 
 
 /* the size of a block of held copies */

@@ -23,6 +23,8 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_verdict.h"
 
 
 #define NGX_HTTP_CLASSIFY_ANSWER_START  1024
