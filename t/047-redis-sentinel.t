@@ -18,6 +18,9 @@ use Time::HiRes qw(sleep);
 my $a = redis_port();
 my $b = redis_node_start('b');
 
+# not what B got as A's replica in an earlier run in this tree (dump.rdb)
+redis_at($b, 'DBSIZE') == 0 or die "B did not start empty\n";
+
 # a replica of A is in sync at once, not after a diskless sync's 5 s
 redis('CONFIG', 'SET', 'repl-diskless-sync-delay', 0);
 redis('DEL', 'chat:s1', 'chat:s7', 'chat:s9');

@@ -27,6 +27,10 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 my $n1 = redis_node_start('n1');
+
+# not the turns of an earlier run in this tree (its dump.rdb)
+is(redis_at($n1, 'DBSIZE'), 0, 'the master starts empty');
+
 my $n2 = redis_node_start('n2', replicaof => $n1);
 my @sentinels = sentinels_start('mm', $n1, 3);
 

@@ -28,9 +28,15 @@ package Test::Classify::Redis;
 #
 # A node keeps its port and directory across restarts: 1992, 1993, ... in
 # the order they are first started (free random ones under
-# TEST_NGINX_RANDOMIZE).  Everything started here is stopped at the end,
-# by the pid it was started with.  The fake Sentinel is a forked Perl
-# server that speaks just enough of the protocol: AUTH, PING,
+# TEST_NGINX_RANDOMIZE).  It keeps its data across a restart too, but the
+# first time a test process starts it, it starts empty: a replica writes
+# what its master sent to dump.rdb in its directory, which the next run
+# in the same directory would load (CI runs the suite three times in one
+# tree).  A server that answers on the port but is not the one started
+# (a daemonized redis-server that cannot bind exits 0) is an error.
+# Everything started here is stopped at the end, by the pid it was
+# started with.  The fake Sentinel is a forked Perl server that speaks
+# just enough of the protocol: AUTH, PING,
 # SENTINEL get-master-addr-by-name (the master it was given, or a nil for
 # another name), SUBSCRIBE; and for the test FAKE-MASTER host port (what
 # it answers from now on), FAKE-SWITCH host port (the same, announced to
@@ -291,7 +297,7 @@ sub read_reply {
 
 # ---------------------------------------------------------------- nodes
 
-my (%node_port, @node_order, %fake_pid);
+my (%node_port, @node_order, %fake_pid, %node_started);
 my $next_port = 1992;
 
 # a port of its own for each name, kept across restarts
@@ -338,6 +344,24 @@ sub wait_port {
     die "$what did not come up on port $p";
 }
 
+# the server on port $p is node $name's, whose pid file it wrote, and not
+# one that another run has there
+sub node_own {
+    my ($name, $p, $what) = @_;
+    my $pid;
+
+    for (1 .. 100) {
+        last if $pid = node_pid($name);
+        sleep 0.02;
+    }
+
+    my ($id) = (redis_at($p, 'INFO', 'server') // '') =~ /^process_id:(\d+)/m;
+
+    die "$what: port $p is another server's (pid " . ($id // '?')
+        . "), not the one started in $dir/$name\n"
+        unless $pid && $id && $id == $pid;
+}
+
 # a redis-server of its own name: redis_node_start('r', replicaof => $port)
 sub redis_node_start {
     my ($name, %o) = @_;
@@ -346,6 +370,10 @@ sub redis_node_start {
 
     make_path($d);
     unlink "$d/redis.pid";
+
+    # a restart within this run keeps the data, as a real one does
+    unlink "$d/dump.rdb", glob("$d/temp-*.rdb") unless $node_started{$name}++;
+
     system('redis-server', '--port', $p, '--bind', '127.0.0.1',
            '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
            '--dir', $d, '--pidfile', "$d/redis.pid",
@@ -355,6 +383,7 @@ sub redis_node_start {
         or die "cannot start redis-server $name on port $p";
 
     wait_port($p, "redis-server $name");
+    node_own($name, $p, "redis-server $name");
     return $p;
 }
 
@@ -415,6 +444,7 @@ sub sentinels_start {
         system('redis-server', "$d/sentinel.conf", '--sentinel') == 0
             or die "cannot start Sentinel $i on port $p";
         wait_port($p, "Sentinel $i");
+        node_own($name, $p, "Sentinel $i");
         push @ports, $p;
     }
 
@@ -601,8 +631,10 @@ sub resp {
     return '$' . length($v) . "\r\n$v\r\n";
 }
 
-# a redis-server left by an earlier run on our port is stopped first
+# a redis-server left by an earlier run on our port is stopped first;
+# the suite's server starts empty too
 redis_stop();
+unlink "$dir/dump.rdb";
 redis_start();
 
 END {
