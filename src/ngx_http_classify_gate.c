@@ -41,6 +41,7 @@ static ngx_int_t ngx_http_classify_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 static ngx_http_classify_format_e ngx_http_classify_error_format(
     ngx_http_request_t *r);
+static void ngx_http_classify_fail(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_keep(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
@@ -201,6 +202,16 @@ ngx_http_classify_refuse(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* an internal error once the gate is under way: no generation left held */
+
+static void
+ngx_http_classify_fail(ngx_http_classify_ctx_t *ctx)
+{
+    ngx_http_classify_speculate_abort(ctx->spec);
+    ngx_http_finalize_request(ctx->request, NGX_HTTP_INTERNAL_SERVER_ERROR);
+}
+
+
 /*
  * The format whose error shape a client gets: the reply format when it is
  * set to one, else the body's chat format once known (even for a body
@@ -331,8 +342,7 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
                                               ctx);
 
         if (ctx->redis_op == NULL) {
-            ngx_http_classify_speculate_abort(ctx->spec);
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_classify_fail(ctx);
         }
 
         /* ngx_http_classify_context_fetched() continues */
@@ -457,7 +467,7 @@ ngx_http_classify_context_fetched(void *data, ngx_int_t rc)
     ctx->redis_op = NULL;
 
     if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_classify_fail(ctx);
 
     } else {
         ngx_http_classify_context_done(ctx, rc == NGX_OK);
@@ -524,8 +534,19 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
     decided = 0;
 
     if (parallel && ctx->conf->cache_zone && ctx->deadline.timer_set) {
+
+        /*
+         * in priority order: a cached positive decides (it outranks the
+         * rest, and in "first" mode it is the first), so the ones after
+         * it are not looked up
+         */
+
         for (i = 0; i < ctx->ncalls; i++) {
-            (void) ngx_http_classify_cached(ctx, &ctx->calls[i]);
+            if (ngx_http_classify_cached(ctx, &ctx->calls[i])
+                && ctx->calls[i].verdict == NGX_HTTP_CLASSIFY_POSITIVE)
+            {
+                break;
+            }
         }
 
         decided = ngx_http_classify_resolve(ctx->calls, ctx->ncalls,
@@ -557,8 +578,7 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
 
         if (ngx_http_classify_start(ctx, call) != NGX_OK) {
             ctx->waiting = 0;
-            ngx_http_classify_speculate_abort(ctx->spec);
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_classify_fail(ctx);
             return;
         }
     }

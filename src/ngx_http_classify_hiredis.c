@@ -247,3 +247,12 @@ ngx_http_classify_hiredis_cleanup(void *data)
         h->closed(h, err);
     }
 }
+
+
+void
+ngx_http_classify_hiredis_backoff(ngx_event_t *ev, ngx_msec_t *backoff)
+{
+    ngx_add_timer(ev, *backoff);
+
+    *backoff = ngx_min(*backoff * 2, NGX_HTTP_CLASSIFY_BACKOFF_MAX);
+}

@@ -52,4 +52,16 @@ ngx_int_t ngx_http_classify_hiredis_connect(ngx_http_classify_hiredis_t *h,
     const char *host, int port, const char *unix_path);
 
 
+/*
+ * The backoff of every reconnect (Redis, Sentinel, the subscription): the
+ * timer armed after *backoff, which then doubles up to the maximum; the
+ * owner sets it back to the minimum once connected.
+ */
+
+#define NGX_HTTP_CLASSIFY_BACKOFF_MIN  100
+#define NGX_HTTP_CLASSIFY_BACKOFF_MAX  1000
+
+void ngx_http_classify_hiredis_backoff(ngx_event_t *ev, ngx_msec_t *backoff);
+
+
 #endif /* _NGX_HTTP_CLASSIFY_HIREDIS_H_INCLUDED_ */

@@ -45,8 +45,6 @@
 #include "ngx_http_classify_json.h"
 
 
-#define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN    100
-#define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MAX    1000
 
 /* stores kept per worker and server while Redis has not acknowledged them */
 #define NGX_HTTP_CLASSIFY_REDIS_STORES_MAX     4096
@@ -704,7 +702,7 @@ ngx_http_classify_redis_init_process(ngx_cycle_t *cycle)
 
         rs->log = cycle->log;
         rs->cmcf = cmcf;
-        rs->backoff = NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN;
+        rs->backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
 
         ngx_queue_init(&rs->waiting);
         ngx_queue_init(&rs->stores);
@@ -903,7 +901,7 @@ ngx_http_classify_redis_switched(void *data,
 {
     ngx_http_classify_redis_t  *rs = data;
 
-    rs->backoff = NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN;
+    rs->backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
 
     switch (rs->state) {
 
@@ -965,10 +963,7 @@ ngx_http_classify_redis_retry(ngx_http_classify_redis_t *rs)
                    "classify_redis \"%V\": reconnecting in %Mms",
                    &rs->name, rs->backoff);
 
-    ngx_add_timer(&rs->reconnect, rs->backoff);
-
-    rs->backoff = ngx_min(rs->backoff * 2,
-                          NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MAX);
+    ngx_http_classify_hiredis_backoff(&rs->reconnect, &rs->backoff);
 }
 
 
@@ -1278,7 +1273,7 @@ ngx_http_classify_redis_ready(ngx_http_classify_redis_t *rs)
 
     ngx_http_classify_redis_set_state(rs, NGX_HTTP_CLASSIFY_REDIS_READY);
 
-    rs->backoff = NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN;
+    rs->backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
     rs->slow = 0;
     rs->unknown = 0;
 

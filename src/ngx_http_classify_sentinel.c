@@ -21,8 +21,6 @@
 #include "ngx_http_classify_hiredis.h"
 
 
-#define NGX_HTTP_CLASSIFY_SENTINEL_BACKOFF_MIN  100
-#define NGX_HTTP_CLASSIFY_SENTINEL_BACKOFF_MAX  1000
 
 
 /* an address a Sentinel gave, in buffers of its own */
@@ -220,13 +218,6 @@ ngx_http_classify_sentinel_add(ngx_conf_t *cf,
 }
 
 
-ngx_uint_t
-ngx_http_classify_sentinel_count(ngx_http_classify_sentinel_t *sn)
-{
-    return sn->addrs.nelts;
-}
-
-
 void
 ngx_http_classify_sentinel_init(ngx_http_classify_sentinel_t *sn,
     ngx_log_t *log, ngx_http_classify_sentinel_switched_pt switched,
@@ -258,7 +249,7 @@ ngx_http_classify_sentinel_init(ngx_http_classify_sentinel_t *sn,
     sn->sub_retry.log = log;
     sn->sub_retry.cancelable = 1;
 
-    sn->sub_backoff = NGX_HTTP_CLASSIFY_SENTINEL_BACKOFF_MIN;
+    sn->sub_backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
 
     ngx_http_classify_sentinel_subscribe(sn);
 }
@@ -744,7 +735,7 @@ ngx_http_classify_sentinel_sub_message(redisAsyncContext *ac, void *reply,
                            &sn->master, &a->name);
         }
 
-        sn->sub_backoff = NGX_HTTP_CLASSIFY_SENTINEL_BACKOFF_MIN;
+        sn->sub_backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
         return;
     }
 
@@ -847,10 +838,7 @@ ngx_http_classify_sentinel_sub_again(ngx_http_classify_sentinel_t *sn)
         return;
     }
 
-    ngx_add_timer(&sn->sub_retry, sn->sub_backoff);
-
-    sn->sub_backoff = ngx_min(sn->sub_backoff * 2,
-                              NGX_HTTP_CLASSIFY_SENTINEL_BACKOFF_MAX);
+    ngx_http_classify_hiredis_backoff(&sn->sub_retry, &sn->sub_backoff);
 }
 
 

@@ -53,7 +53,6 @@ ngx_http_classify_sentinel_t *ngx_http_classify_sentinel_create(
     ngx_msec_t connect_timeout, ngx_msec_t timeout);
 char *ngx_http_classify_sentinel_add(ngx_conf_t *cf,
     ngx_http_classify_sentinel_t *sn, ngx_str_t *value);
-ngx_uint_t ngx_http_classify_sentinel_count(ngx_http_classify_sentinel_t *sn);
 
 void ngx_http_classify_sentinel_init(ngx_http_classify_sentinel_t *sn,
     ngx_log_t *log, ngx_http_classify_sentinel_switched_pt switched,
