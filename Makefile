@@ -10,11 +10,13 @@
 #   make check      the suite under valgrind, then against an ASan/UBSan build
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make fuzz-long  ... 10 M inputs each; make fuzz-cost: the parser's cost
-#   make bench-speculate  classify_speculate's time to first token
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
 #                   connections, faults and Redis restarts (soak/run);
 #                   SOAK_CACHE=1 with the verdict cache and repeats
-#   make bench-cache  the verdict cache's benchmark (also part of make bench)
+#   make bench      the benchmarks: bench-cache, bench-speculate and the
+#                   gate's own (bench/run); QUICK=1 for a short run (CI)
+#   make bench-cache      the verdict cache's benchmark
+#   make bench-speculate  classify_speculate's time to first token
 #   make deb        the Debian package libnginx-mod-http-classify
 #   make deb-check  ... installed, and nginx -t with a configuration using it
 #   make clean
@@ -47,8 +49,8 @@ DEB_CHECK    := valgrind
 DEB_FUZZ     := clang libcjson-dev
 # valgrind for the module's instruction share (callgrind)
 DEB_BENCH    := libcurl4-openssl-dev gnuplot-nox valgrind
-# the benchmarks' peers (bench/peers/, bench/cache/): the same gate in
-# OpenResty's Lua module and in njs, loaded into the same Debian nginx
+# the benchmarks' peers (bench/peers/): the same gate in OpenResty's Lua
+# module and in njs, loaded into the same Debian nginx
 DEB_PEERS    := libnginx-mod-http-ndk libnginx-mod-http-lua lua-cjson \
                 libnginx-mod-http-js
 DEB_PACKAGE  := debhelper dpkg-dev
@@ -358,39 +360,37 @@ run: deps-test build mock
 clean:
 	rm -rf $(BUILD) t/servroot*
 
-# make bench: the benchmark (bench/run), against the mock backend on
-# 127.0.0.1; writes bench/RESULTS.md and bench/latency.svg.
-# make bench QUICK=1: c=1 and c=64 only, about 3 minutes (CI), report in
-# build/bench/.
-.PHONY: bench
+# make bench: the three benchmarks, one after the other (bench/lib.sh is
+# what their runners share, bench/peers/ the same gate in OpenResty Lua and
+# in njs that each compares the module with): make bench-cache, make
+# bench-speculate, then bench/run; against the mock backend on 127.0.0.1.
+# Writes bench/RESULTS.md and bench/latency.svg, bench/CACHE-RESULTS.md,
+# bench/SPECULATE-RESULTS.md.  QUICK=1: c=1 and c=64 only (the cache's
+# c=16), small counts, a few minutes (CI), reports in build/bench/.
+.PHONY: bench bench-tools bench-cache bench-speculate
 BENCH_BINS := $(MOCK) $(BIN)/classify-load $(BIN)/probe
+BENCH_RUN  := QUICK=$(QUICK) BIN=$(BIN)
 
-bench: deps-test build
+bench-tools: deps-test build
 	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
 	@$(MAKE) --no-print-directory $(BENCH_BINS)
-	QUICK=$(QUICK) BIN=$(BIN) bench/run
+
+bench: bench-cache
+	@$(MAKE) --no-print-directory bench-speculate
+	$(BENCH_RUN) bench/run
 
 # make bench-cache: the verdict cache's benchmark (bench/cache/run): 34% of
 # the questions repeat; the module without and with classify_cache, and the
-# same gate written for OpenResty's Lua module, as ratios in
-# bench/CACHE-RESULTS.md (QUICK=1: build/bench/).  make bench runs it too.
-.PHONY: bench-cache
-bench-cache: deps-test build
-	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
-	@$(MAKE) --no-print-directory $(BENCH_BINS)
-	QUICK=$(QUICK) BIN=$(BIN) bench/cache/run
-
-bench: bench-cache
+# peers with a verdict cache of their own, as ratios in
+# bench/CACHE-RESULTS.md (ports 18280-18282, 18290)
+bench-cache: bench-tools
+	$(BENCH_RUN) bench/cache/run
 
 # make bench-speculate: classify_speculate's time to first token against the
-# plain proxy_pass, the gate without it and an OpenResty gate, and what
-# blocked requests' generations cost (bench/speculate/run; ports 18480,
-# 18481, 18490; QUICK=1 for c=1 and 64 only)
-.PHONY: bench-speculate
-bench-speculate: deps-test build
-	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
-	@$(MAKE) --no-print-directory $(BENCH_BINS)
-	QUICK=$(QUICK) BIN=$(BIN) bench/speculate/run
+# plain proxy_pass, the gate without it and the peers, and what blocked
+# requests' generations cost (bench/speculate/run; ports 18480-18482, 18490)
+bench-speculate: bench-tools
+	$(BENCH_RUN) bench/speculate/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in

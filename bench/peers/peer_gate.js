@@ -1,33 +1,54 @@
 /*
- * peer_gate.js -- the benchmark's njs peer (njs 0.7.9, Debian's
+ * peer_gate.js -- the benchmarks' njs peer (njs 0.7.9, Debian's
  * libnginx-mod-http-js): the module's gate written the way an njs user
- * would, for the comparison in bench/RESULTS.md.  The same job as
- * peer_gate.lua, over the same classifier locations and mock:
+ * would, for the comparisons of bench/RESULTS.md, bench/CACHE-RESULTS.md
+ * and bench/SPECULATE-RESULTS.md.  The same job as peer_gate.lua, over the
+ * same classifier locations and mock:
  *
  *   js_content reads the body; the query is the newest user message, the
- *   context the messages before it, or the last "context" messages of the
- *   Redis list chat:<X-Session-Id>, read through a subrequest to a Redis
- *   location (njs 0.7.9 has no TCP socket; bench/run serves that location
- *   with peer_redis.lua); every classifier is fired at once
- *   (r.subrequest, background and in memory, + Promise.all: it resolves
- *   when ALL have answered, there is no abort); the first listed positive
- *   wins (an error counts as negative); the block is answered with the
- *   canned reply in the client's wire format, a pass goes to the generation
- *   with its body (r.internalRedirect to a named location).
+ *   context the user and assistant messages before it, or, with Redis
+ *   configured, the last "context" messages of the Redis list
+ *   chat:<X-Session-Id>, read through a subrequest to a Redis location
+ *   (njs 0.7.9 has no TCP socket: peer_redis.lua serves it); with a
+ *   verdict cache, the verdicts are looked up and stored through a
+ *   subrequest to a cache location (njs 0.7.9 has no shared memory:
+ *   peer_gate.lua serves it, over a lua_shared_dict), under the same kind
+ *   of key as peer_gate.lua's; the classifiers that can still change the
+ *   answer are fired at once (r.subrequest, background and in memory, +
+ *   Promise.all: it resolves when ALL have answered, there is no abort);
+ *   the first listed positive wins (an error counts as negative); the
+ *   block is answered with the canned reply in the client's wire format, a
+ *   pass goes to the generation with its body (r.internalRedirect to a
+ *   named location).
  *
  * nginx.conf, per gated location:
  *   set $peer_classify "c50 c100";    the classifiers, in priority order
+ *   set $peer_cache "verdicts";       the cache's lua_shared_dict, or ""
  *   js_content peer.gate;
- * and in the server: js_var $peer_time; js_var $peer_verdict;
- * js_var $peer_results; (decision ms, verdict, name:outcome,...), and
- * location = /_peer/ctx, the Redis read (?key=&start=&stop= -> a JSON
- * array of the list's items).
+ * and in the server: set $peer_time "-"; set $peer_verdict "-"; set
+ * $peer_results "-"; (decision ms, verdict, name:outcome,...), location =
+ * /_peer/ctx, the Redis read (?key=&start=&stop= -> a JSON array of the
+ * list's items), and location = /_peer/cache (peer_gate.lua's
+ * cache_serve()).
  *
  * Date.now() is njs's only clock (gettimeofday, whole milliseconds): the
  * decision time is logged in whole ms.
  */
 
 import conf from 'peers.js';
+import crypto from 'crypto';
+
+
+/* the identity in the cache key: every setting that shapes the call */
+
+Object.keys(conf.classifiers).forEach(function(name) {
+    var cl = conf.classifiers[name];
+
+    cl.id = crypto.createHash('sha1')
+            .update([name, cl.model, cl.prompt, cl.context, cl.max_tokens,
+                     cl.positive.join(' '), cl.pass].join('\0'))
+            .digest('base64');
+});
 
 
 function refuse(r, status, message) {
@@ -37,13 +58,34 @@ function refuse(r, status, message) {
 }
 
 
-/* the newest user message is the query, the messages before it the context */
+/* a message's text: a string, or the text parts of an array */
 
-function parse(text) {
-    var req, msgs, m, i;
+function text(content) {
+    if (typeof content == 'string') {
+        return content;
+    }
+
+    if (!Array.isArray(content)) {
+        return null;
+    }
+
+    return content.filter(function(p) {
+        return typeof p == 'object' && p !== null && p.type == 'text'
+               && typeof p.text == 'string';
+    }).map(function(p) { return p.text; }).join('');
+}
+
+
+/*
+ * the newest user message is the query, the user and assistant messages
+ * before it the context
+ */
+
+function parse(body) {
+    var req, msgs, m, i, query, context, t;
 
     try {
-        req = JSON.parse(text);
+        req = JSON.parse(body);
     } catch (e) {
         return {error: 'body is not JSON'};
     }
@@ -59,10 +101,28 @@ function parse(text) {
     for (i = msgs.length - 1; i >= 0; i--) {
         m = msgs[i];
 
-        if (typeof m == 'object' && m !== null && m.role == 'user'
-            && typeof m.content == 'string')
-        {
-            return {req: req, query: m.content, context: msgs.slice(0, i)};
+        if (typeof m == 'object' && m !== null && m.role == 'user') {
+            query = text(m.content);
+
+            if (!query) {
+                return {error: 'no query'};
+            }
+
+            context = [];
+
+            msgs.slice(0, i).forEach(function(c) {
+                if (typeof c == 'object' && c !== null
+                    && (c.role == 'user' || c.role == 'assistant'))
+                {
+                    t = text(c.content);
+
+                    if (t !== null) {
+                        context.push({role: c.role, content: t});
+                    }
+                }
+            });
+
+            return {req: req, query: query, context: context};
         }
     }
 
@@ -105,10 +165,37 @@ async function redisContext(r, session, k) {
 }
 
 
-function callBody(cl, query, context) {
+/* the whole key, each text after its length */
+
+function keyOf(cl, query, s) {
+    var parts = [cl.id, query.length, query];
+
+    s.forEach(function(m) {
+        parts.push(m.role.length + '\0' + m.role,
+                   m.content.length + '\0' + m.content);
+    });
+
+    return parts.join('\0');
+}
+
+
+async function cache(r, q) {
+    var reply = await r.subrequest('/_peer/cache', {method: 'POST',
+                                                    body: JSON.stringify(q)});
+
+    if (reply.status != 200) {
+        r.error('peer: verdict cache: ' + reply.status);
+        return [];
+    }
+
+    return JSON.parse(reply.responseText);
+}
+
+
+function callBody(cl, query, s) {
     var msgs = [{role: 'system', content: cl.prompt}];
 
-    msgs = msgs.concat(context.slice(Math.max(0, context.length - cl.context)));
+    msgs = msgs.concat(s);
     msgs.push({role: 'user', content: query});
 
     return JSON.stringify({model: cl.model, temperature: 0,
@@ -189,7 +276,8 @@ function reply(r, cl, req) {
 
 
 async function gate(r) {
-    var t0, p, list, k, session, context, replies, verdict, results, i, o;
+    var t0, p, list, k, session, context, dict, slices, keys, outcomes,
+        calls, replies, store, verdict, results, i, o, v;
 
     if (r.method != 'POST') {
         r.headersOut['Allow'] = 'POST';
@@ -225,7 +313,7 @@ async function gate(r) {
     context = p.context;
     session = r.headersIn['X-Session-Id'];
 
-    if (session) {
+    if (conf.redis && session) {
         if (session.length > 128 || /[^\w\-.:]/.test(session)) {
             refuse(r, 400, 'bad session id');
             return;
@@ -234,19 +322,71 @@ async function gate(r) {
         context = (await redisContext(r, session, k)) || context;
     }
 
-    replies = await Promise.all(list.map(function(cl) {
-        return r.subrequest(cl.pass, {method: 'POST',
-                                      body: callBody(cl, p.query, context)});
+    slices = list.map(function(cl) {
+        return context.slice(Math.max(0, context.length - cl.context));
+    });
+
+    /*
+     * the cached verdicts; the calls that can still change the answer:
+     * the misses listed before the first cached positive
+     */
+
+    dict = r.variables.peer_cache;
+    outcomes = [];
+    calls = [];
+
+    if (dict) {
+        keys = list.map(function(cl, i) {
+            return keyOf(cl, p.query, slices[i]);
+        });
+
+        (await cache(r, {dict: dict, get: keys})).forEach(function(v, i) {
+            if (v !== null) {
+                outcomes[i] = v + '(cached)';
+            }
+        });
+    }
+
+    for (i = 0; i < list.length; i++) {
+        if (outcomes[i] === 'positive(cached)') {
+            outcomes.length = i + 1;
+            break;
+        }
+
+        if (outcomes[i] === undefined) {
+            calls.push(i);
+        }
+    }
+
+    replies = await Promise.all(calls.map(function(i) {
+        return r.subrequest(list[i].pass,
+                            {method: 'POST',
+                             body: callBody(list[i], p.query, slices[i])});
     }));
+
+    store = [];
+
+    calls.forEach(function(i, n) {
+        o = outcome(list[i], replies[n]);
+        outcomes[i] = o;
+
+        if (dict && o != 'error') {
+            store.push([keys[i], o]);
+        }
+    });
+
+    if (store.length) {
+        await cache(r, {dict: dict, set: store});
+    }
 
     verdict = null;
     results = [];
 
     for (i = 0; i < list.length; i++) {
-        o = outcome(list[i], replies[i]);
-        results.push(list[i].name + ':' + o);
+        v = outcomes[i] || 'skipped';
+        results.push(list[i].name + ':' + v);
 
-        if (o == 'positive' && verdict === null) {
+        if (verdict === null && v.indexOf('positive') == 0) {
             verdict = list[i];
         }
     }

@@ -1,31 +1,44 @@
--- peer_gate.lua -- the benchmark's OpenResty peer: the module's gate
--- written the way an OpenResty user would, for the comparison in
--- bench/RESULTS.md.  Same job, same classifier locations, same mock:
+-- peer_gate.lua -- the benchmarks' OpenResty peer: the module's gate
+-- written the way an OpenResty user would, for the comparisons of
+-- bench/RESULTS.md, bench/CACHE-RESULTS.md and bench/SPECULATE-RESULTS.md.
+-- Same job, same classifier locations, same mock:
 --
 --   read the body (ngx.req.read_body), take the query (the newest user
---   message) and the context (the messages before it, or the last
---   "context" messages of the Redis list chat:<X-Session-Id>, one LRANGE
---   over a cosocket), fire every classifier at once (one subrequest each,
+--   message) and the context (the user and assistant messages before it,
+--   or, with Redis configured, the last "context" messages of the Redis
+--   list chat:<X-Session-Id>, one LRANGE over a cosocket), look each
+--   classifier's verdict up in the location's verdict cache when it has
+--   one (a lua_shared_dict, under the whole key: the classifier's
+--   identity, the query, its context slice), fire the classifiers that can
+--   still change the answer at once (one subrequest each,
 --   ngx.location.capture_multi: it returns when ALL have answered, there
---   is no abort), decide by priority (the first listed positive wins; an
---   error counts as negative, on_error pass), then either answer with the
---   classifier's canned reply in the client's wire format or pass the
---   request, body intact, to the generation (ngx.exec to a named location).
+--   is no abort), store their verdicts, decide by priority (the first
+--   listed positive wins; an error counts as negative, on_error pass),
+--   then either answer with the classifier's canned reply in the client's
+--   wire format or pass the request, body intact, to the generation
+--   (ngx.exec to a named location).
 --
 -- nginx.conf, per gated location:
 --   set $peer_classify "c50 c100";     the classifiers, in priority order
+--   set $peer_cache    "verdicts";     a lua_shared_dict, or "": no cache
+--   content_by_lua_block { require("peer_gate").run() }
+-- in the server:
 --   set $peer_time     "-";            written here: decision ms
 --   set $peer_verdict  "-";            the verdict (name, or pass)
---   set $peer_results  "-";            name:outcome,...
---   content_by_lua_block { require("peer_gate").run() }
+--   set $peer_results  "-";            name:outcome,... ("(cached)" marks
+--                                      a verdict from the cache)
 -- and once, in http{}:
 --   init_by_lua_block { require("peer_gate").init("/path/peers.json") }
 --
--- peers.json (written by bench/run; njs imports the same object):
---   {"redis": {"host", "port", "timeout_ms"}, "generation": "@gen",
+-- peers.json (written by bench/lib.sh; njs imports the same object):
+--   {"redis": {"host", "port", "timeout_ms"} (optional: no Redis read
+--    without it), "generation": "@gen", "cache_valid": seconds,
 --    "classifiers": {"<name>": {"pass", "model", "prompt", "context",
 --                               "max_tokens", "positive": [...],
 --                               "reply"}}}
+--
+-- cache_serve() is the njs peer's verdict cache (njs 0.7.9 has no shared
+-- memory): a location's content handler over the same dicts.
 
 local cjson = require "cjson.safe"
 local ffi = require "ffi"
@@ -42,6 +55,7 @@ int clock_gettime(int clk_id, peer_timespec_t *tp);
 ]]
 
 local CLOCK_MONOTONIC = 1
+local MAX_KEY = 65535           -- lua_shared_dict's limit
 local ts = ffi.new("peer_timespec_t")
 
 -- ngx.now() is the cached millisecond clock: the decision is timed on
@@ -69,9 +83,15 @@ function _M.init(file)
         for _, w in ipairs(cl.positive) do
             cl.yes[w] = true
         end
+        -- the identity in the cache key: every setting that shapes the call
+        cl.id = ngx.encode_base64(ngx.sha1_bin(concat({
+                    name, cl.model, cl.prompt, cl.context, cl.max_tokens,
+                    concat(cl.positive, " "), cl.pass }, "\0")))
     end
 
-    conf.redis.timeout = conf.redis.timeout_ms
+    if conf.redis then
+        conf.redis.timeout = conf.redis.timeout_ms
+    end
 end
 
 -- the classifiers of a location, parsed once per worker
@@ -103,7 +123,28 @@ local function refuse(status, message)
     return ngx.exit(ngx.HTTP_OK)
 end
 
--- the newest user message is the query, the messages before it the context
+-- a message's text: a string, or the text parts of an array
+local function text(content)
+    if type(content) == "string" then
+        return content
+    end
+    if type(content) ~= "table" then
+        return nil
+    end
+
+    local t = {}
+    for _, part in ipairs(content) do
+        if type(part) == "table" and part.type == "text"
+           and type(part.text) == "string"
+        then
+            t[#t + 1] = part.text
+        end
+    end
+    return concat(t)
+end
+
+-- the newest user message is the query, the user and assistant messages
+-- before it the context
 local function parse(body)
     local req = cjson.decode(body)
     if type(req) ~= "table" or type(req.messages) ~= "table" then
@@ -113,14 +154,23 @@ local function parse(body)
     local msgs = req.messages
     for i = #msgs, 1, -1 do
         local m = msgs[i]
-        if type(m) == "table" and m.role == "user"
-           and type(m.content) == "string"
-        then
+        if type(m) == "table" and m.role == "user" then
+            local query = text(m.content)
+            if not query or query == "" then
+                return nil, "no query"
+            end
+
             local context = {}
             for j = 1, i - 1 do
-                context[j] = msgs[j]
+                local c = msgs[j]
+                local t = type(c) == "table"
+                          and (c.role == "user" or c.role == "assistant")
+                          and text(c.content)
+                if t then
+                    context[#context + 1] = { role = c.role, content = t }
+                end
             end
-            return req, m.content, context
+            return req, query, context
         end
     end
 
@@ -150,10 +200,29 @@ local function redis_context(session, k)
     return context
 end
 
-local function call_body(cl, query, context)
+-- the last k messages of the context
+local function slice(context, k)
+    local s = {}
+    for i = math.max(1, #context - k + 1), #context do
+        s[#s + 1] = context[i]
+    end
+    return s
+end
+
+-- the whole key, each text after its length
+local function key_of(cl, query, s)
+    local parts = { cl.id, #query, query }
+    for _, m in ipairs(s) do
+        parts[#parts + 1] = #m.role .. "\0" .. m.role
+        parts[#parts + 1] = #m.content .. "\0" .. m.content
+    end
+    return concat(parts, "\0")
+end
+
+local function call_body(cl, query, s)
     local msgs = { { role = "system", content = cl.prompt } }
-    for i = math.max(1, #context - cl.context + 1), #context do
-        msgs[#msgs + 1] = context[i]
+    for _, m in ipairs(s) do
+        msgs[#msgs + 1] = m
     end
     msgs[#msgs + 1] = { role = "user", content = query }
 
@@ -241,27 +310,54 @@ function _M.run()
     local list = list_of(ngx.var.peer_classify)
 
     local session = ngx.var.http_x_session_id
-    if session and session ~= "" then
+    if conf.redis and session and session ~= "" then
         if #session > 128 or match(session, "[^%w%-_.:]") then
             return refuse(ngx.HTTP_BAD_REQUEST, "bad session id")
         end
         context = redis_context(session, list.context) or context
     end
 
-    local calls = {}
+    -- the cached verdicts; the calls that can still change the answer:
+    -- the misses listed before the first cached positive
+    local dict = ngx.var.peer_cache ~= "" and ngx.shared[ngx.var.peer_cache]
+    local outcomes, keys, slices, calls, called = {}, {}, {}, {}, {}
     for i, cl in ipairs(list) do
-        calls[i] = { cl.pass, { method = ngx.HTTP_POST,
-                                body = call_body(cl, query, context) } }
+        slices[i] = slice(context, cl.context)
+        if dict then
+            keys[i] = key_of(cl, query, slices[i])
+            local v = dict:get(keys[i])
+            if v then
+                outcomes[i] = v .. "(cached)"
+                if v == "positive" then
+                    break
+                end
+            end
+        end
+        if not outcomes[i] then
+            calls[#calls + 1] = { cl.pass, {
+                method = ngx.HTTP_POST,
+                body = call_body(cl, query, slices[i]) } }
+            called[#called + 1] = i
+        end
     end
 
-    local res = { ngx.location.capture_multi(calls) }
+    if #calls > 0 then
+        local res = { ngx.location.capture_multi(calls) }
+        for k, i in ipairs(called) do
+            local o = outcome(list[i], res[k])
+            outcomes[i] = o
+            if dict and o ~= "error" and #keys[i] <= MAX_KEY then
+                dict:set(keys[i], o, conf.cache_valid)
+            end
+        end
+    end
 
     local verdict
     local results = {}
     for i, cl in ipairs(list) do
-        local o = outcome(cl, res[i])
+        local o = outcomes[i] or "skipped"
         results[i] = cl.name .. ":" .. o
-        if o == "positive" and verdict == nil then
+        if verdict == nil and match(o, "^positive") then
             verdict = cl
         end
     end
@@ -275,6 +371,30 @@ function _M.run()
     end
 
     return ngx.exec(conf.generation)
+end
+
+-- the njs peer's cache: POST {"dict": name, "get": [key...]} -> [verdict
+-- or null...]; {"dict": name, "set": [[key, verdict]...]} -> []
+function _M.cache_serve()
+    ngx.req.read_body()
+    local q = cjson.decode(ngx.req.get_body_data() or "")
+    local dict = type(q) == "table" and ngx.shared[q.dict]
+    if not dict then
+        return ngx.exit(ngx.HTTP_BAD_REQUEST)
+    end
+
+    local out = {}
+    for i, key in ipairs(q.get or {}) do
+        out[i] = dict:get(key) or cjson.null
+    end
+    for _, kv in ipairs(q.set or {}) do
+        if #kv[1] <= MAX_KEY then
+            dict:set(kv[1], kv[2], conf.cache_valid)
+        end
+    end
+
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(#out > 0 and cjson.encode(out) or "[]")
 end
 
 return _M
