@@ -5,6 +5,7 @@
 #   . "$top/bench/lib.sh"
 #   bench_init NAME OFFSET      the run's directory $out (build/bench/NAME),
 #                               its ports, cleanup on exit, log/die
+#   bench_levels QUICK FULL     LEVELS, the concurrencies, and count C
 #   classifier NAME KIND VERDICT DELAY CONTEXT [REPLY]
 #                               a classifier of the mock: KIND off or ruling
 #                               (the prompt and the default reply)
@@ -56,6 +57,8 @@ PEER_CACHE_SIZE=        # the size of each peer's verdict cache
                         # (lua_shared_dict verdicts_<peer>), for :cache
 GEN_ARGS=
 GEN_LOCS="/plain @gen"
+CLS_HEADERS=            # more in each classifier location (the calls'
+                        # headers: by default the client's)
 
 log() { printf '%s %s: %s\n' "$(date +%T)" "$bench" "$*" >&2; }
 die() { echo "$bench: $*" >&2; exit 1; }
@@ -104,6 +107,29 @@ bench_init() {   # name offset
     done
 
     ports_free "$bench" $GW_PORT $LUA_PORT $NJS_PORT $MOCK_PORT
+}
+
+# the concurrency levels, LEVELS (QUICK=1: 1 and 64, else 1, 64 and 256),
+# and count C: the measured requests at C, 20 (200) at c=1, else C times
+# QUICK_PER (FULL_PER)
+bench_levels() {   # quick_per full_per
+    if [ -n "$QUICK" ]; then
+        LEVELS="1 64"
+        count_one=20
+        count_per=$1
+    else
+        LEVELS="1 64 256"
+        count_one=200
+        count_per=$2
+    fi
+}
+
+count() {   # c
+    if [ "$1" = 1 ]; then
+        echo $count_one
+    else
+        echo $(( $1 * count_per ))
+    fi
 }
 
 classifier() {   # name kind verdict delay context [reply]
@@ -213,7 +239,7 @@ EOF
             internal;
             proxy_pass http://llm/v1/chat/completions?tag=$name&verdict=${cls_verdict[$name]}&delay=${cls_delay[$name]};
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection "";$CLS_HEADERS
             subrequest_output_buffer_size 64k;
         }
 
