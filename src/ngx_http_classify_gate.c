@@ -246,7 +246,7 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
          */
 
         ctx->spec = ngx_http_classify_speculate_start(r, &ctx->conf->pass,
-                                                ctx->conf->speculate_buffer);
+                                                ctx->conf->speculate_buffer, 1);
     }
 
     if (ctx->redis_key.len
