@@ -86,6 +86,7 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
 typedef struct ngx_http_classify_spec_s     ngx_http_classify_spec_t;
+typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
 
 /* the verdict cache: ngx_http_classify_cache.h */
 typedef struct ngx_http_classify_cache_s      ngx_http_classify_cache_t;
@@ -110,6 +111,7 @@ typedef struct {
     ngx_str_t                      reply;
     ngx_flag_t                     shadow;
     ngx_msec_t                     cache_valid;   /* unset, 0: off, time */
+    ngx_flag_t                     output;        /* in a classify_output */
 
     /* built once at configuration time */
     ngx_str_t                      body_prefix;   /* openai: up to messages */
@@ -136,6 +138,7 @@ typedef struct {
     ngx_array_t                    classifiers;   /* of classifier_t */
     ngx_array_t                    redis;         /* of redis_t * */
     ngx_flag_t                     capture;       /* any context_store */
+    ngx_flag_t                     output;        /* any classify_output */
     ngx_shm_zone_t                *metrics_zone;
     ngx_http_classify_metrics_t   *metrics;       /* in the zone */
     ngx_array_t                   *caches;        /* of cache_t * */
@@ -144,11 +147,17 @@ typedef struct {
 } ngx_http_classify_main_conf_t;
 
 
+/* the classifiers a directive names, and where it is */
 typedef struct {
     ngx_array_t                   *names;         /* of ngx_str_t */
-    ngx_array_t                   *classifiers;   /* of classifier_t * */
-    u_char                        *file;          /* "classify" directive */
+    u_char                        *file;
     ngx_uint_t                     line;
+} ngx_http_classify_listed_t;
+
+
+typedef struct {
+    ngx_http_classify_listed_t     listed;        /* "classify" */
+    ngx_array_t                   *classifiers;   /* of classifier_t * */
 
     ngx_str_t                      pass;          /* "classify_pass" */
 
@@ -173,6 +182,12 @@ typedef struct {
 
     ngx_flag_t                     speculate;
     size_t                         speculate_buffer;
+
+    ngx_http_classify_listed_t     output_listed; /* "classify_output" */
+    ngx_array_t                   *output;        /* of classifier_t * */
+    size_t                         output_window;
+    ngx_uint_t                     output_mode;
+    size_t                         output_buffer;
 } ngx_http_classify_loc_conf_t;
 
 
@@ -269,6 +284,7 @@ struct ngx_http_classify_ctx_s {
     size_t                           body_size;
 
     ngx_http_classify_spec_t        *spec;        /* classify_speculate */
+    ngx_http_classify_guard_t       *guard;       /* classify_output */
 
     ngx_str_t                        capture;     /* generated answer */
     size_t                           capture_size;
@@ -303,6 +319,12 @@ ngx_int_t ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_classify_send_chain(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *content_type, ngx_chain_t *out, size_t len,
     ngx_uint_t stream);
+ngx_int_t ngx_http_classify_send_reply(ngx_http_request_t *r,
+    ngx_http_classify_ctx_t *ctx, ngx_http_classify_classifier_t *cl);
+void ngx_http_classify_reply_id(ngx_http_request_t *r, u_char *buf,
+    ngx_str_t *id);
+
+#define NGX_HTTP_CLASSIFY_ID_LEN  (sizeof("classify--") + 2 * NGX_ATOMIC_T_LEN)
 ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,
@@ -328,6 +350,12 @@ void ngx_http_classify_metrics_speculation_aborted(ngx_http_request_t *r,
     off_t bytes, ngx_msec_int_t usec);
 void ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
     ngx_msec_int_t usec);
+void ngx_http_classify_metrics_output_call(ngx_http_request_t *r,
+    ngx_http_classify_call_t *call);
+void ngx_http_classify_metrics_output_judgement(ngx_http_request_t *r,
+    ngx_msec_int_t usec);
+void ngx_http_classify_metrics_output_decision(ngx_http_request_t *r,
+    ngx_uint_t passed, ngx_http_classify_classifier_t *cl);
 
 /* capture of the generated answer */
 ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);
@@ -341,6 +369,8 @@ ngx_int_t ngx_http_classify_call_start(ngx_http_classify_call_t *call,
 void ngx_http_classify_call_expire(ngx_http_classify_call_t *call,
     const char *cause);
 void ngx_http_classify_call_abort(ngx_http_classify_call_t *call);
+void ngx_http_classify_calls_abort_outranked(ngx_http_classify_call_t *calls,
+    ngx_uint_t n, ngx_uint_t resolve);
 ngx_int_t ngx_http_classify_call_collect(ngx_http_request_t *r,
     ngx_http_classify_call_t *call, ngx_chain_t *in);
 void ngx_http_classify_call_header(ngx_http_request_t *sr);
@@ -352,6 +382,8 @@ ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
 ngx_int_t ngx_http_classify_resolve(ngx_http_classify_call_t *calls,
     ngx_uint_t n, ngx_uint_t resolve, ngx_int_t first_positive);
 ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
+void ngx_http_classify_note_positive(ngx_http_classify_call_t *calls,
+    ngx_http_classify_call_t *call, ngx_int_t *first_positive);
 ngx_http_classify_outcome_e ngx_http_classify_outcome(
     ngx_http_classify_call_t *call);
 const char *ngx_http_classify_on_error_name(
@@ -388,6 +420,7 @@ ngx_int_t ngx_http_classify_render_reply(ngx_pool_t *pool,
     ngx_uint_t format, ngx_http_classify_classifier_t *cl,
     ngx_http_classify_input_t *in, ngx_str_t *id, time_t now,
     ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t *stream);
+/* a stream cut short: ngx_http_classify_render_cut(), stream.h */
 
 
 #endif /* _NGX_HTTP_CLASSIFY_H_INCLUDED_ */

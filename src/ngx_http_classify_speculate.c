@@ -583,9 +583,11 @@ ngx_http_classify_speculate_abort(ngx_http_classify_spec_t *spec)
 
     spec->decided = ngx_http_classify_usec() - spec->start;
 
-    ngx_http_classify_metrics_speculation_aborted(spec->request,
-                                                  spec->received,
-                                                  spec->decided);
+    if (spec->speculative) {
+        ngx_http_classify_metrics_speculation_aborted(spec->request,
+                                                      spec->received,
+                                                      spec->decided);
+    }
 
     ngx_http_classify_speculate_stop(spec);
 }

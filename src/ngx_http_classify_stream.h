@@ -18,7 +18,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_classify_input.h"
+#include "ngx_http_classify.h"
 
 
 /* what an event is, as far as the answer's text and its end go */
@@ -142,6 +142,13 @@ ngx_int_t ngx_http_classify_stream_apply(ngx_pool_t *pool,
     size_t text);
 
 u_char *ngx_http_classify_answer_text(u_char *data, size_t len, u_char *out);
+
+/* reply.c: the end of a stream cut after its state st */
+ngx_int_t ngx_http_classify_render_cut(ngx_pool_t *pool,
+    ngx_http_classify_format_e format, ngx_http_classify_stream_t *st,
+    ngx_str_t *part, ngx_http_classify_classifier_t *cl,
+    ngx_http_classify_input_t *in, ngx_str_t *id, time_t now,
+    ngx_str_t *body);
 
 
 #endif /* _NGX_HTTP_CLASSIFY_STREAM_H_INCLUDED_ */
