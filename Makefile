@@ -261,9 +261,9 @@ FUZZ_RUNS    ?=
 FUZZ_LONG_RUNS ?= 10000000
 FUZZ_MAX_LEN ?= 1048576
 FUZZ_TIMEOUT ?= 2
-FUZZ_TARGETS ?= input answer reply
+FUZZ_TARGETS ?= input answer reply stream
 FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c jsonr.c \
-                verdict.c reply.c)
+                verdict.c reply.c stream.c)
 FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
                 event/modules os/unix http http/modules http/v2) \
                 -I $(BUILD)/objs -I src -I fuzz

@@ -5,9 +5,11 @@
  * The SSE splitter is fed the stream's bytes in whatever pieces they come
  * and hands each whole event (its lines up to the blank line that ends
  * it) to its handler: in place when the event came in one piece, else
- * from a buffer of its own, at most sse->max bytes (a bigger event is
- * only delimited, and its handler gets its "event:" type alone).  A line
- * ends at LF or CRLF.  One pass over the bytes, whatever their shape.
+ * from a buffer of its own.  An event of more than sse->max bytes is only
+ * delimited, and its handler gets its "event:" type alone, however its
+ * bytes came: what the handler sees never depends on how the network cut
+ * the stream (fuzz/fuzz_stream.c checks it).  A line ends at LF or CRLF.
+ * One pass over the bytes, whatever their shape.
  *
  * An event is read by the JSON pull reader into what the output guard
  * and the capture follow: the text it adds to the answer (a chat chunk's
@@ -230,6 +232,11 @@ ngx_http_classify_sse_emit(ngx_http_classify_sse_t *sse, u_char *ev,
 
     if (ev) {
         /* it came whole in these bytes: read in place */
+
+        if ((size_t) (end - ev) > sse->max) {
+            return sse->handler(sse, NULL);
+        }
+
         event.data = ev;
         event.len = end - ev;
 
@@ -308,21 +315,24 @@ ngx_http_classify_sse_type(ngx_http_classify_sse_t *sse, u_char *ev,
     u_char  *p, *from, line[NGX_HTTP_CLASSIFY_SSE_TYPE_LEN + 8];
     size_t   n, len;
 
+    from = ev ? ev : span;
+
+    /* a first line longer than an event may be is not read either */
+
+    if (sse->too_big || (ev ? 0 : sse->len) + (nl - from) > sse->max) {
+        return;
+    }
+
     len = 0;
 
-    if (ev == NULL && !sse->too_big) {
+    if (ev == NULL) {
         len = ngx_min(sse->len, sizeof(line));
         ngx_memcpy(line, sse->buf, len);
     }
 
-    from = ev ? ev : span;
     n = ngx_min((size_t) (nl - from), sizeof(line) - len);
     ngx_memcpy(line + len, from, n);
     len += n;
-
-    if (ev == NULL && sse->too_big) {
-        return;
-    }
 
     if (len && line[len - 1] == '\r') {
         len--;
