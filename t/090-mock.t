@@ -130,6 +130,12 @@ is(scalar @ev, 4, 'include_usage: one piece, the stop, the usage chunk, [DONE]')
 is(scalar @{$json->decode($ev[2])->{choices}}, 0, 'include_usage: choices []');
 ok($json->decode($ev[2])->{usage}{total_tokens} > 0, 'include_usage: the usage');
 
+($st, $body) = post('/v1/generate?tag=g1&chunks=1&role=1', '{"stream":true}');
+@ev = $body =~ /^data: (.*)$/mg;
+is(scalar @ev, 4, 'role=1: the role chunk, one piece, the stop, [DONE]');
+is($json->decode($ev[0])->{choices}[0]{delta}{role}, 'assistant',
+   'role=1: the first chunk says the role, as the API does');
+
 # the events of an "event:"/"data:" stream: [type, decoded data] each
 sub typed_events {
     my @out;

@@ -473,3 +473,236 @@ qr/classify: output verdict pass, judgements: \d+ in \d+\.\d{3}ms, out:negative\
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 20: counted: judgements, output decisions by verdict, each output classifier's outcomes and time, in both outputs
+--- http_config
+    classify_metrics_zone out20 1m;
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_window 1000; }
+    location = /metrics { classify_status; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o20g&text=$arg_t&chunks=3? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o20o&rule=offtopic; }
+--- request eval
+["POST /chat?t=Hello%20there
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"POST /chat?t=Good%20pizza
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"GET /metrics", "GET /metrics?format=json"]
+--- response_body_filters eval
+[[], [],
+ [sub { CORE::join '', map { "$_\n" } grep { /^classify_output_(judgements_total|decisions_total|classifier_verdicts_total\{classifier="out",verdict="(positive|negative)")|^classify_output_(judgement|classifier)_seconds_count/ } split /\n/, $_[0] }],
+ [sub { my $j = JSON::PP::decode_json($_[0]);
+        "judgements=$j->{output_judgements} pass=$j->{output_decisions}{pass} out=$j->{output_decisions}{out} "
+        . "positive=$j->{classifiers}{out}{output_verdicts}{positive} count=$j->{classifiers}{out}{output_latency_ms}{count} "
+        . "in=" . (exists $j->{classifiers}{in}{output_verdicts} ? "listed" : "not listed") . "\n" }]]
+--- response_body_like eval
+['finish_reason":"stop"', "I can't continue",
+quotemeta("classify_output_judgements_total 2
+classify_output_decisions_total{verdict=\"pass\"} 1
+classify_output_decisions_total{verdict=\"error\"} 0
+classify_output_decisions_total{verdict=\"out\"} 1
+classify_output_classifier_verdicts_total{classifier=\"out\",verdict=\"positive\",shadow=\"false\"} 1
+classify_output_classifier_verdicts_total{classifier=\"out\",verdict=\"negative\",shadow=\"false\"} 1
+classify_output_judgement_seconds_count 2
+classify_output_classifier_seconds_count{classifier=\"out\"} 2
+") . '$',
+quotemeta("judgements=2 pass=1 out=1 positive=1 count=2 in=not listed\n") . '$']
+
+
+
+=== TEST 21: the variables in the access log, written once the answer has gone: a pass, then a cut
+--- http_config
+    log_format out21 '$classify_verdict $classify_output_verdict $classify_output_results';
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_window 1000; access_log $TEST_NGINX_SERVER_ROOT/logs/out21.log out21; }
+    location = /log21 { access_log off; alias $TEST_NGINX_SERVER_ROOT/logs/out21.log; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o21g&text=$arg_t&chunks=3? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+        access_log $TEST_NGINX_SERVER_ROOT/logs/out21.log out21;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o21o&rule=offtopic; }
+--- request eval
+["POST /chat?t=Hello%20there
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"POST /chat?t=Good%20pizza
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"GET /log21"]
+--- response_body_like eval
+['finish_reason":"stop"', "I can't continue", "^pass pass out:negative:\\d+\\.\\d{3}\npass out out:positive:\\d+\\.\\d{3}\n\$"]
+
+
+
+=== TEST 22: bad settings fail nginx -t, naming the directive
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output nosuch; }
+    location @gen { return 200; }
+--- must_die
+--- error_log
+unknown classifier "nosuch" in "classify_output" directive
+
+
+
+=== TEST 23: ... a mode that is not hold or release
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_mode later; }
+    location @gen { return 200; }
+--- must_die
+--- error_log
+invalid value "later" in "classify_output_mode" directive, it must be one of "hold", "release"
+
+
+
+=== TEST 24: ... a window of 0, a buffer under 1k
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_window 0; }
+    location @gen { return 200; }
+--- must_die
+--- error_log
+"classify_output_window" directive must be more than 0
+
+
+
+=== TEST 25: ... a buffer under 1k
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_buffer 512; }
+    location @gen { return 200; }
+--- must_die
+--- error_log
+"classify_output_buffer" directive must be at least 1k
+
+
+
+=== TEST 26: ... an output guard alone needs classify_pass too
+--- config
+    location = /chat { classify_output out; }
+--- must_die
+--- error_log
+"classify_output" directive in
+
+
+
+=== TEST 27: an output guard alone (no input classifiers) judges the answer
+--- config
+    location = /chat { classify_pass @gen; classify_output out; classify_output_window 16; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o27g&text=$TEST_NGINX_TEXT_FLAGGED&chunks=20? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o27o&rule=offtopic; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}],"stream":true}
+--- response_body_filters eval
+sub { main::chat_cut($_[0], $main::flagged, 'pizza') }
+--- response_body_like: ^the flagged word was not sent, \d+ bytes of text before the reply, finish:content_filter done$
+--- no_error_log
+[error]
+
+
+
+=== TEST 28: classify_speculate with the guard: the held generation is released through it
+--- http_config
+    classifier slowin { pass /_c/slowin; prompt "in?"; reply "R"; }
+--- config
+    location = /chat { classify slowin; classify_pass @gen; classify_speculate on; classify_output out; classify_output_window 16; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o28g&text=$TEST_NGINX_TEXT_FLAGGED&chunks=20&gap=0.02? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/slowin { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o28i&verdict=no&delay=0.2; }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o28o&rule=offtopic; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}],"stream":true}
+--- response_body_filters eval
+sub { main::chat_cut($_[0], $main::flagged, 'pizza') }
+--- response_body_like: ^the flagged word was not sent, \d+ bytes of text before the reply, finish:content_filter done$
+--- error_log eval
+[qr/classify: verdict pass in \d+\.\d{3}ms, slowin:negative\/\d+\.\d{3}ms, generation released after/,
+ qr/classify: output verdict out, judgements: \d+ in/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: keep-alive: after a cut stream the connection serves the pipelined request
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_window 16; }
+    location = /ping { return 200 "pong\n"; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o29g&text=$TEST_NGINX_TEXT_FLAGGED&chunks=20&gap=0.02? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o29o&rule=offtopic; }
+--- pipelined_requests eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"GET /ping"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['finish_reason":"content_filter".*data: \[DONE\]\n\n$', "^pong\n\$"]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 30: a generation that answers an error status passes unjudged, as a pass's would
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o30g&status=503? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+        add_header X-Output "v=$classify_output_verdict";
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o30o; }
+--- request eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}", "GET /mock/count?tag=o30o"]
+--- error_code eval
+[503, 200]
+--- response_body_like eval
+['^\{"error":\{"message":"mock error 503"', "^0\$"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 31: a shadow output classifier is judged beside, never cuts; its verdicts are logged
+--- http_config
+    classifier watch { pass /_c/watch; prompt "p"; shadow on; }
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out watch; classify_output_window 16; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o31g&text=$TEST_NGINX_TEXT_CLEAN&chunks=10? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o31o&verdict=no; }
+    location /_c/watch { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o31w&verdict=yes; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}],"stream":true}
+--- response_body_filters eval
+\&main::chat_summary
+--- response_body eval
+"$main::clean|finish:stop done\n"
+--- error_log eval
+qr/classify: shadow classifier "watch" answered positive in/
+--- no_error_log
+[error]

@@ -72,6 +72,9 @@
  *   body says "stream": false).
  *   openai, streaming: 200 text/event-stream (chunked under HTTP/1.1,
  *   close-delimited under HTTP/1.0), each event written on its own:
+ *     data: {... "choices":[{"index":0,"delta":{"role":"assistant",
+ *            "content":""},"finish_reason":null}]}\n\n  (first, with role=1,
+ *           as the API sends it)
  *     data: {"id":"chatcmpl-gen","object":"chat.completion.chunk",
  *            "created":<t>,"model":M,"choices":[{"index":0,"delta":
  *            {"content":PIECE},"finish_reason":null}]}\n\n   (K times)

@@ -46,6 +46,7 @@ struct llm_s {
     int                  sent;
     int                  seq;         /* Responses' sequence_number */
     int                  usage;       /* stream_options.include_usage */
+    int                  role;        /* role=1: chat's role chunk first */
     double               gap;
     char                *text;        /* text=, NULL: "chunkN " pieces */
     size_t              *cuts;        /* chunks + 1 offsets into text */
@@ -359,6 +360,17 @@ openai_chunk(mock_buf_t *b, llm_t *l)
 
 
 static void
+openai_start(mock_buf_t *b, llm_t *l)
+{
+    if (l->role) {
+        openai_chunk(b, l);
+        buf_str(b, "{\"role\":\"assistant\",\"content\":\"\"},"
+                "\"finish_reason\":null}]}\n\n");
+    }
+}
+
+
+static void
 openai_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 {
     openai_chunk(b, l);
@@ -577,7 +589,7 @@ anthropic_whole(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 
 
 static const gen_format_t  gen_formats[] = {
-    { "openai", "text/event-stream", NULL, openai_piece, openai_end,
+    { "openai", "text/event-stream", openai_start, openai_piece, openai_end,
       openai_whole },
     { "responses", "text/event-stream", responses_start, responses_piece,
       responses_end, responses_whole },
@@ -822,6 +834,8 @@ gen_start(mock_conn_t *c)
     if (l->gap < 0 || l->gap > 1e6) {
         l->gap = 0;
     }
+
+    l->role = (mock_arg_num(r->query, "role", 0) != 0);
 
     l->text = mock_arg(r->query, "text");
     if (l->text && l->chunks) {
