@@ -70,8 +70,7 @@ static void ngx_http_classify_guard_resume(ngx_http_classify_guard_t *g);
 static void ngx_http_classify_guard_judged(ngx_http_classify_guard_t *g,
     ngx_int_t v);
 static void ngx_http_classify_guard_unreadable(ngx_http_classify_guard_t *g);
-static void ngx_http_classify_guard_stop_calls(ngx_http_classify_guard_t *g,
-    ngx_uint_t shadows);
+static void ngx_http_classify_guard_stop_calls(ngx_http_classify_guard_t *g);
 static void ngx_http_classify_guard_cut(ngx_http_classify_guard_t *g,
     ngx_uint_t i);
 static ngx_int_t ngx_http_classify_guard_tail(ngx_http_classify_guard_t *g,
@@ -972,7 +971,7 @@ ngx_http_classify_guard_judged(ngx_http_classify_guard_t *g, ngx_int_t v)
         ngx_del_timer(&g->deadline);
     }
 
-    ngx_http_classify_guard_stop_calls(g, 0);
+    ngx_http_classify_guard_stop_calls(g);
 
     usec = ngx_http_classify_usec() - g->judge_start;
     g->usec += usec;
@@ -1039,7 +1038,7 @@ ngx_http_classify_guard_unreadable(ngx_http_classify_guard_t *g)
 
     if (g->in_flight) {
         g->in_flight = 0;
-        ngx_http_classify_guard_stop_calls(g, 0);
+        ngx_http_classify_guard_stop_calls(g);
 
         if (g->deadline.timer_set) {
             ngx_del_timer(&g->deadline);
@@ -1078,31 +1077,20 @@ ngx_http_classify_guard_unreadable(ngx_http_classify_guard_t *g)
 }
 
 
-/* the calls of the judgement in flight stop (shadows too, at the end) */
+/*
+ * The calls of the judgement in flight that no longer matter stop; a
+ * shadow runs to its end (within its timeout), as an input one does
+ */
 
 static void
-ngx_http_classify_guard_stop_calls(ngx_http_classify_guard_t *g,
-    ngx_uint_t shadows)
+ngx_http_classify_guard_stop_calls(ngx_http_classify_guard_t *g)
 {
-    ngx_uint_t                 i;
-    ngx_http_classify_call_t  *call;
+    ngx_uint_t  i;
 
     for (i = 0; i < g->ncalls; i++) {
-        call = &g->calls[i];
-
-        if (call->classifier->shadow && !shadows) {
-            continue;
+        if (!g->calls[i].classifier->shadow) {
+            ngx_http_classify_call_abort(&g->calls[i]);
         }
-
-        if (call->classifier->shadow
-            && call->state == NGX_HTTP_CLASSIFY_CALL_RUNNING)
-        {
-            ngx_http_classify_call_abort(call);
-            ngx_http_classify_metrics_output_call(g->request, call);
-            continue;
-        }
-
-        ngx_http_classify_call_abort(call);
     }
 }
 
@@ -1127,7 +1115,7 @@ ngx_http_classify_guard_cut(ngx_http_classify_guard_t *g, ngx_uint_t i)
     g->verdict = i;
     g->state = NGX_HTTP_CLASSIFY_GUARD_ENDED;
 
-    ngx_http_classify_guard_stop_calls(g, 1);
+    ngx_http_classify_guard_stop_calls(g);
 
     if (g->deadline.timer_set) {
         ngx_del_timer(&g->deadline);
@@ -1220,9 +1208,6 @@ ngx_http_classify_guard_finish(ngx_http_classify_guard_t *g)
     }
 
     g->state = NGX_HTTP_CLASSIFY_GUARD_ENDED;
-
-    /* a shadow still running would hold the finished connection */
-    ngx_http_classify_guard_stop_calls(g, 1);
 
     if (g->verdict != NGX_HTTP_CLASSIFY_OUTPUT_UNJUDGED) {
         ngx_http_classify_metrics_output_decision(g->request,

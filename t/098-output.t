@@ -683,7 +683,7 @@ sub { main::chat_cut($_[0], $main::flagged, 'pizza') }
 
 
 
-=== TEST 31: a shadow output classifier is judged beside, never cuts; its verdicts are logged
+=== TEST 31: a shadow output classifier is judged beside, never cuts, runs to its end after the answer; its verdicts are logged
 --- http_config
     classifier watch { pass /_c/watch; prompt "p"; shadow on; }
 --- config
@@ -694,7 +694,7 @@ sub { main::chat_cut($_[0], $main::flagged, 'pizza') }
         proxy_buffering off;
     }
     location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o31o&verdict=no; }
-    location /_c/watch { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o31w&verdict=yes; }
+    location /_c/watch { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o31w&verdict=yes&delay=0.3; }
 --- request
 POST /chat
 {"messages":[{"role":"user","content":"x"}],"stream":true}
@@ -702,6 +702,7 @@ POST /chat
 \&main::chat_summary
 --- response_body eval
 "$main::clean|finish:stop done\n"
+--- wait: 0.5
 --- error_log eval
 qr/classify: shadow classifier "watch" answered positive in/
 --- no_error_log
