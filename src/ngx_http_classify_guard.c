@@ -63,7 +63,8 @@ static ngx_int_t ngx_http_classify_guard_whole(ngx_http_classify_guard_t *g);
 static ngx_int_t ngx_http_classify_guard_judge(ngx_http_classify_guard_t *g);
 static void ngx_http_classify_guard_view(ngx_http_classify_guard_t *g,
     ngx_str_t *view);
-static void ngx_http_classify_guard_call_settled(ngx_http_classify_call_t *call);
+static void ngx_http_classify_guard_call_settled(
+    ngx_http_classify_call_t *call);
 static void ngx_http_classify_guard_wake_handler(ngx_event_t *ev);
 static void ngx_http_classify_guard_deadline_handler(ngx_event_t *ev);
 static void ngx_http_classify_guard_resume(ngx_http_classify_guard_t *g);
@@ -1053,11 +1054,13 @@ ngx_http_classify_guard_unreadable(ngx_http_classify_guard_t *g)
     g->verdict = NGX_HTTP_CLASSIFY_OUTPUT_ERROR;
     g->state = NGX_HTTP_CLASSIFY_GUARD_PASSING;
 
-    if (g->header_held
-        && ngx_http_classify_speculate_send_header(g->spec) == NGX_ERROR)
-    {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
+    if (g->header_held) {
+        g->header_held = 0;
+
+        if (ngx_http_classify_speculate_send_header(g->spec) == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+            return;
+        }
     }
 
     out = ngx_http_classify_hold_all(&g->hold);

@@ -303,7 +303,8 @@ static ngx_http_classify_cut_t  ngx_http_classify_anthropic_cut[] = {
       NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_stop", ",\"index\":%o") },
     { NGX_HTTP_CLASSIFY_CUT_NEW_BLOCK,
       NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_start",
-          ",\"index\":%k,\"content_block\":{\"type\":\"text\",\"text\":\"\"}") },
+          ",\"index\":%k,\"content_block\":"
+          "{\"type\":\"text\",\"text\":\"\"}") },
     { 0, NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_delta",
              ",\"index\":%k,\"delta\":{\"type\":\"text_delta\",\"text\":%r}") },
     { 0, NGX_HTTP_CLASSIFY_ANT_EVENT("content_block_stop", ",\"index\":%k") },

@@ -46,6 +46,8 @@ static ngx_uint_t ngx_http_classify_stream_of_type(
 static ngx_int_t ngx_http_classify_stream_sub(ngx_str_t *span,
     const char *name, ngx_str_t *raw);
 static ngx_int_t ngx_http_classify_stream_num(ngx_str_t *span);
+static ngx_int_t ngx_http_classify_stream_responses(ngx_pool_t *pool,
+    ngx_http_classify_stream_t *st, ngx_http_classify_event_t *ev);
 static ngx_int_t ngx_http_classify_stream_copy(ngx_pool_t *pool,
     ngx_str_t *raw, ngx_str_t *s);
 static u_char *ngx_http_classify_copy_parts(ngx_str_t *array,
@@ -874,11 +876,17 @@ ngx_http_classify_stream_apply(ngx_pool_t *pool,
         return NGX_OK;
 
     default:
-        break;
+        return ngx_http_classify_stream_responses(pool, st, ev);
     }
+}
 
-    /* Responses: every event has the next sequence number */
 
+/* the same for a Responses event: each has the next sequence number */
+
+static ngx_int_t
+ngx_http_classify_stream_responses(ngx_pool_t *pool,
+    ngx_http_classify_stream_t *st, ngx_http_classify_event_t *ev)
+{
     st->format = NGX_HTTP_CLASSIFY_FORMAT_RESPONSES;
     st->started = 1;
     st->seq = ev->seq >= 0 ? (ngx_uint_t) ev->seq + 1 : st->seq + 1;

@@ -707,3 +707,78 @@ POST /chat
 qr/classify: shadow classifier "watch" answered positive in/
 --- no_error_log
 [error]
+
+
+
+=== TEST 32: a whole answer bigger than classify_output_buffer cannot be judged: on_error pass sends it as it came, once
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_buffer 1k; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o32g&chunks=300&strict=1? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+        add_header X-Output $classify_output_verdict;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o32o; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}]}
+--- response_headers_like
+Content-Type: application/json
+--- response_body_filters eval
+sub { my $j = JSON::PP::decode_json($_[0]); my @n = $j->{choices}[0]{message}{content} =~ /chunk(\d+) /g;
+      scalar(@n) . " pieces, " . $j->{object} . "\n" }
+--- response_body
+300 pieces, chat.completion
+--- error_log eval
+qr/\[error\] .*classify: the answer cannot be judged: the answer is bigger than classify_output_buffer, passing \(on_error pass\)/
+--- no_error_log
+[alert]
+
+
+
+=== TEST 33: ... with on_error block it is replaced by the reply
+--- http_config
+    classifier strict { pass /_c/strict; prompt "p"; on_error block; reply "Too long to check."; }
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output strict; classify_output_buffer 1k; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o33g&chunks=300&strict=1? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/strict { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o33o; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}]}
+--- response_headers
+X-Classify-Verdict: strict
+--- response_body_like: ^\{"id":"chatcmpl-classify-[^"]+","object":"chat.completion",.*"content":"Too long to check\."
+--- error_log eval
+qr/classify: the answer cannot be judged: the answer is bigger than classify_output_buffer, blocking/
+--- no_error_log
+[alert]
+
+
+
+=== TEST 34: a streamed event with more text than classify_output_buffer cannot be judged either: the stream passes, whole and in order
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_buffer 1k; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o34g&text=$arg_t&chunks=2? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o34o; }
+--- request eval
+"POST /chat?t=" . ("word%20" x 400) . "end
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}"
+--- response_body_filters eval
+sub { my $s = main::chat_summary($_[0]); my ($t, $end) = $s =~ /^(.*)\|(.*)$/s;
+      my @w = $t =~ /word /g; scalar(@w) . " words, $end" }
+--- response_body eval
+"400 words, finish:stop done\n"
+--- error_log eval
+qr/classify: the answer cannot be judged: an event of the answer is bigger than classify_output_buffer, passing/
+--- no_error_log
+[alert]
