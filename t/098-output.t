@@ -782,3 +782,69 @@ sub { my $s = main::chat_summary($_[0]); my ($t, $end) = $s =~ /^(.*)\|(.*)$/s;
 qr/classify: the answer cannot be judged: an event of the answer is bigger than classify_output_buffer, passing/
 --- no_error_log
 [alert]
+
+
+
+=== TEST 35: hold: a tool call between the text passes in order; the answer arrives whole, byte for byte as without the guard
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_window 16; }
+    location = /plain { classify in; classify_pass @gen; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o35g&text=$TEST_NGINX_TEXT_CLEAN&chunks=10&gap=0.02&tool=4&role=1? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o35o&verdict=no; }
+--- request eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}",
+"POST /plain
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}"]
+--- response_body_filters eval
+[[sub { (my $b = $_[0]) =~ s/"created":\d+/"created":0/g; $main::guarded35 = $b; "" }],
+ [sub { (my $b = $_[0]) =~ s/"created":\d+/"created":0/g;
+        ($b eq $main::guarded35 ? "the same bytes" : "other bytes")
+        . ($b =~ /"tool_calls":\[\{"index":0,"id":"call_mock"/ ? ", with the tool call\n" : "\n") }]]
+--- response_body eval
+["", "the same bytes, with the tool call\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 36: Anthropic: a flagged word after a tool_use block: the cut ends the text block open, every block opened is closed
+--- config
+    location = /v1/messages { classify in; classify_pass @gen; classify_output out; classify_output_window 16; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o36g&format=anthropic&text=$TEST_NGINX_TEXT_FLAGGED&chunks=20&gap=0.05&tool=3? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o36o&rule=offtopic; }
+--- more_headers
+anthropic-version: 2023-06-01
+--- request
+POST /v1/messages
+{"model":"claude-x","max_tokens":64,"messages":[{"role":"user","content":"tell me about the town"}],"stream":true}
+--- response_body_filters eval
+sub {
+    my (%open, @seq, $text, $bad);
+    for my $d ($_[0] =~ /^data: (.*)$/mg) {
+        my $j = JSON::PP::decode_json($d);
+        my $t = $j->{type};
+        if ($t eq 'content_block_start') { $bad .= "reopened $j->{index} " if $open{$j->{index}}++;
+                                           push @seq, "start:$j->{index}:$j->{content_block}{type}" }
+        elsif ($t eq 'content_block_stop') { $bad .= "stop of unopened $j->{index} " unless delete $open{$j->{index}};
+                                             push @seq, "stop:$j->{index}" }
+        elsif ($t eq 'content_block_delta') { $bad .= "delta to unopened $j->{index} " unless $open{$j->{index}};
+                                              $text .= $j->{delta}{text} // '' }
+        elsif ($t eq 'message_delta') { push @seq, "stop_reason:$j->{delta}{stop_reason}" }
+        elsif ($t eq 'message_stop') { push @seq, 'message_stop' }
+    }
+    $bad .= "left open " . CORE::join(',', keys %open) . " " if %open;
+    ($bad // 'well formed') . ", " . ($text =~ /pizza/ ? "pizza sent" : "pizza never sent")
+    . ", " . ($text =~ /I can't continue this answer\.$/ ? "the reply last" : "no reply")
+    . ", " . CORE::join(' ', @seq) . "\n" }
+--- response_body_like: ^well formed, pizza never sent, the reply last, start:0:text stop:0 start:1:tool_use stop:1 start:2:text stop:2 stop_reason:refusal message_stop$
+--- no_error_log
+[error]
