@@ -560,7 +560,7 @@ invalid value "later" in "classify_output_mode" directive, it must be one of "ho
 
 
 
-=== TEST 24: ... a window of 0, a buffer under 1k
+=== TEST 24: ... a window of 0
 --- config
     location = /chat { classify in; classify_pass @gen; classify_output out; classify_output_window 0; }
     location @gen { return 200; }
