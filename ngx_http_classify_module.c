@@ -1001,6 +1001,7 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
 {
     u_char                    *p, *last;
     size_t                     len;
+    ngx_str_t                  value;
     ngx_uint_t                 i;
     ngx_http_classify_ctx_t   *ctx;
     ngx_http_classify_call_t  *call;
@@ -1036,12 +1037,10 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
         p = ngx_http_classify_print_ms(p, last, call->usec);
     }
 
-    v->len = p - v->data;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    value.data = v->data;
+    value.len = p - v->data;
 
-    return NGX_OK;
+    return ngx_http_classify_var_str(v, &value);
 }
 
 
@@ -1192,6 +1191,7 @@ ngx_http_classify_output_results_variable(ngx_http_request_t *r,
 {
     u_char                           *p, *last;
     size_t                            len;
+    ngx_str_t                         value;
     ngx_uint_t                        i;
     ngx_http_classify_ctx_t          *ctx;
     ngx_http_classify_guard_t        *g;
@@ -1227,12 +1227,10 @@ ngx_http_classify_output_results_variable(ngx_http_request_t *r,
         p = ngx_http_classify_print_ms(p, last, g->cl[i].usec);
     }
 
-    v->len = p - v->data;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    value.data = v->data;
+    value.len = p - v->data;
 
-    return NGX_OK;
+    return ngx_http_classify_var_str(v, &value);
 }
 
 

@@ -743,7 +743,7 @@ static ngx_int_t
 ngx_http_classify_guard_judge(ngx_http_classify_guard_t *g)
 {
     ngx_str_t                         body;
-    ngx_uint_t                        i, settled;
+    ngx_uint_t                        i, waited;
     ngx_http_request_t               *r;
     ngx_http_classify_call_t         *call;
     ngx_http_classify_input_t         in;
@@ -775,7 +775,7 @@ ngx_http_classify_guard_judge(ngx_http_classify_guard_t *g)
 
     ngx_time_update();
     g->judge_start = ngx_http_classify_usec();
-    settled = 0;
+    waited = 0;
 
     for (i = 0; i < g->ncalls; i++) {
         call = &g->calls[i];
@@ -792,13 +792,14 @@ ngx_http_classify_guard_judge(ngx_http_classify_guard_t *g)
         }
 
         if (ngx_http_classify_call_start(call, &body) == NGX_OK) {
+            /* a shadow's end decides nothing: it is not waited for */
+            waited += !cl[i]->shadow;
             continue;
         }
 
         ngx_http_classify_call_set(call, NGX_HTTP_CLASSIFY_CALL_FAILED,
                                    "could not start the subrequest");
         ngx_http_classify_note_positive(g->calls, call, &g->first_positive);
-        settled++;
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "output classifier \"%V\" failed: %s, %s",
@@ -808,7 +809,12 @@ ngx_http_classify_guard_judge(ngx_http_classify_guard_t *g)
 
     ngx_add_timer(&g->deadline, g->ctx->conf->timeout);
 
-    if (settled && !g->wake.posted) {
+    /*
+     * a call that failed to start, or no call to wait for at all (only
+     * shadows): the judgement may be decided now, outside this filter
+     */
+
+    if (waited < g->ncalls && !g->wake.posted) {
         ngx_post_event(&g->wake, &ngx_posted_events);
     }
 

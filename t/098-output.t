@@ -848,3 +848,30 @@ sub {
 --- response_body_like: ^well formed, pizza never sent, the reply last, start:0:text stop:0 start:1:tool_use stop:1 start:2:text stop:2 stop_reason:refusal message_stop$
 --- no_error_log
 [error]
+
+
+
+=== TEST 37: output classifiers that are all shadows never hold the answer back
+--- http_config
+    classifier watch { pass /_c/watch; prompt "p"; shadow on; }
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output watch; classify_output_window 16; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o37g&text=$TEST_NGINX_TEXT_CLEAN&chunks=6? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/watch { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o37w&verdict=yes&delay=0.2; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}],"stream":true}
+--- timeout: 3
+--- response_body_filters eval
+\&main::chat_summary
+--- response_body eval
+"$main::clean|finish:stop done\n"
+--- wait: 0.5
+--- error_log eval
+qr/classify: output verdict pass, judgements: \d+ in/
+--- no_error_log
+[error]
