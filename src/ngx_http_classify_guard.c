@@ -516,8 +516,13 @@ ngx_http_classify_guard_advance(ngx_http_classify_guard_t *g,
             }
 
             if (g->hold.kept == NULL && !g->spec->ended) {
-                /* its upstream may reuse its buffer and read again */
-                (void) ngx_http_post_request(g->spec->sr, NULL);
+                /*
+                 * its upstream may reuse its buffer and read again: woken
+                 * through the main request, whose write handler runs the
+                 * generation's only while it has not ended (it may end
+                 * before the posted request runs, this being its filter)
+                 */
+                (void) ngx_http_post_request(g->request, NULL);
             }
         }
 
@@ -1078,7 +1083,7 @@ ngx_http_classify_guard_unreadable(ngx_http_classify_guard_t *g)
 
     if (!g->spec->ended) {
         /* the kept buffers went with it: the upstream goes on */
-        (void) ngx_http_post_request(g->spec->sr, NULL);
+        (void) ngx_http_post_request(r, NULL);
         return;
     }
 

@@ -875,3 +875,31 @@ POST /chat
 qr/classify: output verdict pass, judgements: \d+ in/
 --- no_error_log
 [error]
+
+
+
+=== TEST 38: Responses' done events repeat the whole text: bigger than classify_output_buffer, they stream through unread
+--- config
+    location = /v1/responses { classify in; classify_pass @gen; classify_output out; classify_output_buffer 1k; classify_output_window 512; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o38g&format=responses&text=$arg_t&chunks=40? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o38o&verdict=no; }
+--- request eval
+"POST /v1/responses?t=" . ("word%20" x 500) . "end
+{\"model\":\"gpt-r\",\"input\":\"x\",\"stream\":true}"
+--- response_body_filters eval
+sub { my (@types, $text);
+      for my $d ($_[0] =~ /^data: (.*)$/mg) { my $j = JSON::PP::decode_json($d);
+          push @types, $j->{type}; $text .= $j->{delta} if $j->{type} eq 'response.output_text.delta';
+          $text .= "|done:" . length($j->{text}) if $j->{type} eq 'response.output_text.done' }
+      my @w = $text =~ /word /g;
+      scalar(@w) . " words, $types[-1], " . ($text =~ /\|done:(\d+)/ ? "done $1 bytes" : "no done") . "\n" }
+--- response_body
+500 words, response.completed, done 2503 bytes
+--- error_log eval
+qr/classify: output verdict pass, judgements: \d+ in/
+--- no_error_log
+[error]
