@@ -10,8 +10,15 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_capture.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_reply.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
+#include "ngx_http_classify_speculate.h"
 #include "ngx_http_classify_guard.h"
 
 
@@ -250,6 +257,13 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       0,
       NULL },
 
+    { ngx_string("classify_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_classify_redis_sentinel_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("classify_redis_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -474,6 +488,13 @@ ngx_http_classify_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&cmcf->redis, cf->pool, 1,
                        sizeof(ngx_http_classify_redis_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&cmcf->masters, cf->pool, 1,
+                       sizeof(ngx_http_classify_master_t *))
         != NGX_OK)
     {
         return NULL;

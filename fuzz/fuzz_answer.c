@@ -18,6 +18,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_verdict.h"
 #include "ngx_fuzz.h"
 
 #include <cjson/cJSON.h>

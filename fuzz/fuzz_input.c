@@ -36,6 +36,7 @@
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_jsonr.h"
+#include "ngx_http_classify_json.h"
 #include "ngx_fuzz.h"
 
 #include <cjson/cJSON.h>

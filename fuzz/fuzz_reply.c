@@ -30,6 +30,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_reply.h"
 #include "ngx_fuzz.h"
 
 #include <cjson/cJSON.h>

@@ -2,11 +2,10 @@
 /*
  * ngx_http_classify_module: shared types.
  *
- * The configuration (classifiers, location settings), the per-request
- * context of the gate and the prototypes that tie the source files
- * together.  The pure parts (input parsing, JSON building, verdict
- * parsing and resolution, reply rendering) take only a pool and strings,
- * so that they can be unit-tested and fuzzed without a request.
+ * The configuration (classifiers, the main and location settings), the
+ * helpers every file uses, and the entry of the body parser, which reads
+ * the location's settings.  Each file's own types and prototypes are in
+ * its own header (ngx_http_classify_<file>.h), which says what it owns.
  */
 
 
@@ -35,24 +34,6 @@
 
 #define NGX_HTTP_CLASSIFY_ORDER_RPUSH      0   /* newest last */
 #define NGX_HTTP_CLASSIFY_ORDER_LPUSH      1   /* newest first */
-
-#define NGX_HTTP_CLASSIFY_REPLY_AUTO       0
-#define NGX_HTTP_CLASSIFY_REPLY_OPENAI     1
-#define NGX_HTTP_CLASSIFY_REPLY_SSE        2
-#define NGX_HTTP_CLASSIFY_REPLY_TEXT       3
-#define NGX_HTTP_CLASSIFY_REPLY_JSON       4
-#define NGX_HTTP_CLASSIFY_REPLY_RESPONSES  5
-#define NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC  6
-
-/* the answer of one classifier */
-#define NGX_HTTP_CLASSIFY_PENDING          0   /* not decided yet */
-#define NGX_HTTP_CLASSIFY_NEGATIVE         1
-#define NGX_HTTP_CLASSIFY_POSITIVE         2
-#define NGX_HTTP_CLASSIFY_ERROR            3
-
-/* the outcome of the whole decision */
-#define NGX_HTTP_CLASSIFY_UNDECIDED        -1
-#define NGX_HTTP_CLASSIFY_PASS             -2
 
 #define NGX_HTTP_CLASSIFY_DEFAULT_MAX_TOKENS  5
 
@@ -86,6 +67,7 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
 typedef struct ngx_http_classify_spec_s     ngx_http_classify_spec_t;
+typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
 typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
 
 /* the verdict cache: ngx_http_classify_cache.h */
@@ -124,6 +106,9 @@ typedef struct {
 typedef struct ngx_http_classify_redis_s     ngx_http_classify_redis_t;
 typedef struct ngx_http_classify_redis_op_s  ngx_http_classify_redis_op_t;
 
+/* a classify_redis_sentinel master in the metrics (metrics.c) */
+typedef struct ngx_http_classify_master_s    ngx_http_classify_master_t;
+
 
 /* how a session's list is kept: the classify_context_* settings */
 typedef struct {
@@ -137,6 +122,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                    classifiers;   /* of classifier_t */
     ngx_array_t                    redis;         /* of redis_t * */
+    ngx_array_t                    masters;       /* of master_t * */
     ngx_flag_t                     capture;       /* any context_store */
     ngx_flag_t                     output;        /* any classify_output */
     ngx_shm_zone_t                *metrics_zone;
@@ -194,107 +180,8 @@ typedef struct {
 /* the body's types: ngx_http_classify_input.h */
 
 
-typedef struct ngx_http_classify_ctx_s  ngx_http_classify_ctx_t;
-
-
-/* the life of one classifier call (ngx_http_classify_call_set()) */
-typedef enum {
-    NGX_HTTP_CLASSIFY_CALL_IDLE = 0,     /* not started (sequential mode) */
-    NGX_HTTP_CLASSIFY_CALL_RUNNING,      /* its subrequest is posted or runs */
-    NGX_HTTP_CLASSIFY_CALL_ANSWERED,     /* a verdict: positive or negative */
-    NGX_HTTP_CLASSIFY_CALL_FAILED,       /* an error: its on_error applies */
-    NGX_HTTP_CLASSIFY_CALL_TIMEDOUT,     /* its timeout or classify_timeout */
-    NGX_HTTP_CLASSIFY_CALL_ABORTED,      /* given up by the gate */
-    NGX_HTTP_CLASSIFY_CALL_SKIPPED       /* decided without it */
-} ngx_http_classify_call_state_e;
-
-
-/* what logs, variables and metrics call a call's end */
-typedef enum {
-    NGX_HTTP_CLASSIFY_OUTCOME_POSITIVE = 0,
-    NGX_HTTP_CLASSIFY_OUTCOME_NEGATIVE,
-    NGX_HTTP_CLASSIFY_OUTCOME_ERROR,
-    NGX_HTTP_CLASSIFY_OUTCOME_TIMEOUT,
-    NGX_HTTP_CLASSIFY_OUTCOME_ABORTED,
-    NGX_HTTP_CLASSIFY_OUTCOME_SKIPPED,
-    NGX_HTTP_CLASSIFY_OUTCOME_PENDING,
-    NGX_HTTP_CLASSIFY_NOUTCOMES
-} ngx_http_classify_outcome_e;
-
-
+typedef struct ngx_http_classify_ctx_s   ngx_http_classify_ctx_t;
 typedef struct ngx_http_classify_call_s  ngx_http_classify_call_t;
-
-typedef void (*ngx_http_classify_call_handler_pt)(
-    ngx_http_classify_call_t *call);
-
-
-/* one classifier call of one request */
-struct ngx_http_classify_call_s {
-    ngx_http_classify_classifier_t  *classifier;
-    ngx_http_request_t              *request;     /* the main request */
-    ngx_http_request_t              *sr;
-    ngx_http_post_subrequest_t       ps;
-    ngx_event_t                      timer;       /* its own timeout */
-
-    /* it settled by itself: an answer, an error, its own timeout */
-    ngx_http_classify_call_handler_pt  handler;
-    void                            *data;
-
-    ngx_msec_int_t                   start;       /* monotonic usec */
-    ngx_msec_int_t                   usec;        /* time it ran */
-
-    ngx_str_t                        answer;      /* the raw answer */
-    size_t                           answer_size; /* allocated */
-    off_t                            received;    /* answer bytes */
-    ngx_uint_t                       status;      /* upstream status */
-
-    ngx_http_classify_call_state_e   state;
-    ngx_uint_t                       verdict;     /* when answered */
-    const char                      *cause;       /* why it failed */
-
-    ngx_http_classify_cache_key_t   *cache_key;   /* a miss, to store */
-
-    unsigned                         ran:1;       /* its subrequest ran */
-    unsigned                         cached:1;    /* answered by the cache */
-    unsigned                         too_big:1;
-    unsigned                         in_file:1;
-};
-
-
-struct ngx_http_classify_ctx_s {
-    ngx_http_request_t              *request;
-    ngx_http_classify_loc_conf_t    *conf;
-
-    ngx_http_classify_input_t        input;
-
-    ngx_http_classify_call_t        *calls;
-    ngx_uint_t                       ncalls;
-    ngx_int_t                        first_positive;  /* resolve first */
-
-    ngx_event_t                      deadline;    /* classify_timeout */
-
-    ngx_http_classify_redis_op_t    *redis_op;    /* context read */
-    ngx_str_t                        redis_key;
-
-    ngx_msec_int_t                   start;       /* monotonic usec */
-    ngx_msec_int_t                   usec;        /* decision time */
-    ngx_int_t                        verdict;     /* index, PASS or ... */
-
-    ngx_str_t                        body;        /* kept as it came */
-    size_t                           body_size;
-
-    ngx_http_classify_spec_t        *spec;        /* classify_speculate */
-    ngx_http_classify_guard_t       *guard;       /* classify_output */
-
-    ngx_str_t                        capture;     /* generated answer */
-    size_t                           capture_size;
-
-    unsigned                         keep_body:1;
-    unsigned                         capture_done:1;
-    unsigned                         capture_failed:1;
-    unsigned                         waiting:1;   /* classifiers running */
-    unsigned                         decided:1;
-};
 
 
 extern ngx_module_t  ngx_http_classify_module;
@@ -306,121 +193,12 @@ char *ngx_http_classifier_block(ngx_conf_t *cf, ngx_command_t *cmd,
 
 extern ngx_conf_enum_t  ngx_http_classify_on_errors[];
 
-/* gate */
-ngx_int_t ngx_http_classify_handler(ngx_http_request_t *r);
-ngx_http_classify_ctx_t *ngx_http_classify_get_ctx(ngx_http_request_t *r);
-ngx_str_t *ngx_http_classify_verdict_name(ngx_http_classify_ctx_t *ctx);
-
-/* whole responses from memory */
-ngx_int_t ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *message);
-ngx_int_t ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t stream);
-ngx_int_t ngx_http_classify_send_chain(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *content_type, ngx_chain_t *out, size_t len,
-    ngx_uint_t stream);
-ngx_int_t ngx_http_classify_send_reply(ngx_http_request_t *r,
-    ngx_http_classify_ctx_t *ctx, ngx_http_classify_classifier_t *cl);
-void ngx_http_classify_reply_id(ngx_http_request_t *r, u_char *buf,
-    ngx_str_t *id);
-
-#define NGX_HTTP_CLASSIFY_ID_LEN  (sizeof("classify--") + 2 * NGX_ATOMIC_T_LEN)
-ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value);
-ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,
-    const char *name, size_t len);
-
-/* redis: see ngx_http_classify_redis.h */
-
-/* metrics */
-char *ngx_http_classify_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_classify_status(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_classify_metrics_request(ngx_http_request_t *r);
-void ngx_http_classify_metrics_error(ngx_http_request_t *r);
-void ngx_http_classify_metrics_redis_error(ngx_http_request_t *r);
-void ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
-    ngx_uint_t n);
-void ngx_http_classify_metrics_decision(ngx_http_classify_ctx_t *ctx);
-void ngx_http_classify_metrics_shadow(ngx_http_classify_ctx_t *ctx,
-    ngx_http_classify_call_t *call);
-void ngx_http_classify_metrics_speculated(ngx_http_request_t *r);
-void ngx_http_classify_metrics_speculation_aborted(ngx_http_request_t *r,
-    off_t bytes, ngx_msec_int_t usec);
-void ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
-    ngx_msec_int_t usec);
-void ngx_http_classify_metrics_output_call(ngx_http_request_t *r,
-    ngx_http_classify_call_t *call);
-void ngx_http_classify_metrics_output_judgement(ngx_http_request_t *r,
-    ngx_msec_int_t usec);
-void ngx_http_classify_metrics_output_decision(ngx_http_request_t *r,
-    ngx_uint_t passed, ngx_http_classify_classifier_t *cl);
-
-/* capture of the generated answer */
-ngx_int_t ngx_http_classify_capture_init(ngx_conf_t *cf);
-
-/* classifier calls */
-ngx_int_t ngx_http_classify_call_init(ngx_conf_t *cf);
-void ngx_http_classify_call_set(ngx_http_classify_call_t *call,
-    ngx_http_classify_call_state_e state, const char *cause);
-ngx_int_t ngx_http_classify_call_start(ngx_http_classify_call_t *call,
-    ngx_str_t *body);
-void ngx_http_classify_call_expire(ngx_http_classify_call_t *call,
-    const char *cause);
-void ngx_http_classify_call_abort(ngx_http_classify_call_t *call);
-void ngx_http_classify_calls_abort_outranked(ngx_http_classify_call_t *calls,
-    ngx_uint_t n, ngx_uint_t resolve);
-ngx_int_t ngx_http_classify_call_collect(ngx_http_request_t *r,
-    ngx_http_classify_call_t *call, ngx_chain_t *in);
-void ngx_http_classify_call_header(ngx_http_request_t *sr);
-ngx_int_t ngx_http_classify_is_call(ngx_http_request_t *r);
-
-/* verdicts (pure) */
-ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
-    u_char *data, size_t len, const char **cause);
-ngx_int_t ngx_http_classify_resolve(ngx_http_classify_call_t *calls,
-    ngx_uint_t n, ngx_uint_t resolve, ngx_int_t first_positive);
-ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
-void ngx_http_classify_note_positive(ngx_http_classify_call_t *calls,
-    ngx_http_classify_call_t *call, ngx_int_t *first_positive);
-ngx_http_classify_outcome_e ngx_http_classify_outcome(
-    ngx_http_classify_call_t *call);
-const char *ngx_http_classify_on_error_name(
-    ngx_http_classify_classifier_t *cl);
-
-ngx_str_t *ngx_http_classify_outcome_label(ngx_http_classify_call_t *call);
-
-extern ngx_str_t  ngx_http_classify_outcome_names[];
-ngx_int_t ngx_http_classify_openai_content(u_char *data, size_t len,
-    ngx_uint_t chunk, ngx_str_t *raw, const char **cause);
-
-/* input (pure) */
+/* input (pure): the body's types are in ngx_http_classify_input.h */
 ngx_int_t ngx_http_classify_parse_input(ngx_pool_t *pool,
     ngx_http_classify_loc_conf_t *clcf, ngx_flag_t anthropic, u_char *data,
     size_t len, ngx_http_classify_input_t *in, const char **err);
 ngx_int_t ngx_http_classify_parse_message(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_http_classify_msg_t *msg);
-
-/* JSON building (pure) */
-size_t ngx_http_classify_json_str_len(ngx_str_t *s);
-u_char *ngx_http_classify_json_str(u_char *p, ngx_str_t *s);
-ngx_int_t ngx_http_classify_build_body(ngx_pool_t *pool,
-    ngx_http_classify_classifier_t *cl, ngx_http_classify_input_t *in,
-    ngx_str_t *body);
-ngx_int_t ngx_http_classify_build_prefix(ngx_pool_t *pool,
-    ngx_http_classify_classifier_t *cl);
-ngx_int_t ngx_http_classify_build_message(ngx_pool_t *pool, ngx_str_t *role,
-    ngx_str_t *content, ngx_str_t *json);
-
-/* replies (pure) */
-ngx_uint_t ngx_http_classify_reply_format(ngx_uint_t conf,
-    ngx_http_classify_input_t *in, ngx_str_t *accept);
-ngx_int_t ngx_http_classify_render_reply(ngx_pool_t *pool,
-    ngx_uint_t format, ngx_http_classify_classifier_t *cl,
-    ngx_http_classify_input_t *in, ngx_str_t *id, time_t now,
-    ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t *stream);
-/* a stream cut short: ngx_http_classify_render_cut(), stream.h */
 
 
 #endif /* _NGX_HTTP_CLASSIFY_H_INCLUDED_ */

@@ -28,8 +28,12 @@
 #include <ngx_sha1.h>
 
 
-/* an entry bigger than this part of the zone is never stored */
+/*
+ * an entry bigger than this part of the zone, or than ENTRY_MAX, is never
+ * stored: a few huge questions cannot push every other verdict out
+ */
 #define NGX_HTTP_CLASSIFY_CACHE_ENTRY_SHARE  8
+#define NGX_HTTP_CLASSIFY_CACHE_ENTRY_MAX    (64 * 1024)
 
 #define NGX_HTTP_CLASSIFY_CACHE_MIN_PAGES    8
 
@@ -160,7 +164,8 @@ ngx_http_classify_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cache->name = value[1];
     cache->shm_zone = zone;
     cache->cmcf = cmcf;
-    cache->max_entry = size / NGX_HTTP_CLASSIFY_CACHE_ENTRY_SHARE;
+    cache->max_entry = ngx_min(size / NGX_HTTP_CLASSIFY_CACHE_ENTRY_SHARE,
+                               NGX_HTTP_CLASSIFY_CACHE_ENTRY_MAX);
 
     if (cmcf->caches == NULL) {
         cmcf->caches = ngx_array_create(cf->pool, 1,
@@ -519,7 +524,8 @@ ngx_http_classify_cache_valid(ngx_http_classify_loc_conf_t *clcf,
 
 /*
  * The key as one string: the identity, then the query and each message of
- * the slice, every text preceded by its length, so that no two inputs
+ * the slice (and, for a json classifier, which is sent the session too,
+ * the session), every text preceded by its length, so that no two inputs
  * give the same bytes; its SHA-1 orders the rbtree.
  */
 
@@ -548,6 +554,10 @@ ngx_http_classify_cache_key(ngx_pool_t *pool,
         len += 2 * sizeof(size_t) + msg[i].role.len + msg[i].content.len;
     }
 
+    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_JSON) {
+        len += sizeof(size_t) + in->session.len;
+    }
+
     k = ngx_palloc(pool, sizeof(ngx_http_classify_cache_key_t));
     p = ngx_pnalloc(pool, len);
 
@@ -568,6 +578,14 @@ ngx_http_classify_cache_key(ngx_pool_t *pool,
         p = ngx_cpymem(p, msg[i].role.data, msg[i].role.len);
         p = ngx_cpymem(p, &msg[i].content.len, sizeof(size_t));
         p = ngx_cpymem(p, msg[i].content.data, msg[i].content.len);
+    }
+
+    if (cl->protocol == NGX_HTTP_CLASSIFY_PROTO_JSON) {
+        p = ngx_cpymem(p, &in->session.len, sizeof(size_t));
+
+        if (in->session.len) {
+            p = ngx_cpymem(p, in->session.data, in->session.len);
+        }
     }
 
     ngx_sha1_init(&sha1);

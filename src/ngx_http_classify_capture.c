@@ -18,9 +18,13 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_capture.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_subreq.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_jsonr.h"
 #include "ngx_http_classify_speculate.h"
+#include "ngx_http_classify_verdict.h"
 #include "ngx_http_classify_stream.h"
 
 

@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_json.h"
 
 
 #define NGX_HTTP_CLASSIFY_MAX_FILE      (1024 * 1024)

@@ -24,6 +24,13 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_send.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_json.h"
+#include "ngx_http_classify_reply.h"
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
 #include "ngx_http_classify_speculate.h"
@@ -35,6 +42,9 @@ static ngx_int_t ngx_http_classify_prepare(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
+static ngx_http_classify_format_e ngx_http_classify_error_format(
+    ngx_http_request_t *r);
+static void ngx_http_classify_fail(ngx_http_classify_ctx_t *ctx);
 static void ngx_http_classify_keep(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_body(ngx_http_request_t *r,
@@ -190,7 +200,72 @@ ngx_http_classify_refuse(ngx_http_request_t *r, ngx_uint_t status,
 
     ngx_http_classify_metrics_error(r);
 
-    return ngx_http_classify_error(r, status, message);
+    return ngx_http_classify_error(r, ngx_http_classify_error_format(r),
+                                   status, message);
+}
+
+
+/* an internal error once the gate is under way: no generation left held */
+
+static void
+ngx_http_classify_fail(ngx_http_classify_ctx_t *ctx)
+{
+    ngx_http_classify_speculate_abort(ctx->spec);
+    ngx_http_finalize_request(ctx->request, NGX_HTTP_INTERNAL_SERVER_ERROR);
+}
+
+
+/*
+ * The format whose error shape a client gets: the reply format when it is
+ * set to one, else the body's chat format once known (even for a body
+ * then refused) or the location's classify_input; for a fields body or
+ * one not yet read, an "anthropic-version" header says Anthropic.
+ */
+
+static ngx_http_classify_format_e
+ngx_http_classify_error_format(ngx_http_request_t *r)
+{
+    ngx_http_classify_ctx_t       *ctx;
+    ngx_http_classify_format_e     format;
+    ngx_http_classify_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_classify_module);
+
+    switch (clcf->reply_format) {
+
+    case NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC:
+        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
+
+    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
+    case NGX_HTTP_CLASSIFY_REPLY_RESPONSES:
+        return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
+
+    default:
+        break;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
+
+    format = ctx ? ctx->input.format : NGX_HTTP_CLASSIFY_FORMAT_NONE;
+
+    if (format == NGX_HTTP_CLASSIFY_FORMAT_NONE) {
+        format = clcf->input;
+    }
+
+    if (format != NGX_HTTP_CLASSIFY_FORMAT_NONE
+        && format != NGX_HTTP_CLASSIFY_FORMAT_FIELDS)
+    {
+        return format;
+    }
+
+    if (ngx_http_classify_header_in(r, "anthropic-version",
+                                    sizeof("anthropic-version") - 1)
+        != NULL)
+    {
+        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
+    }
+
+    return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
 }
 
 
@@ -270,8 +345,7 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
                                               ctx);
 
         if (ctx->redis_op == NULL) {
-            ngx_http_classify_speculate_abort(ctx->spec);
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_classify_fail(ctx);
         }
 
         /* ngx_http_classify_context_fetched() continues */
@@ -396,7 +470,7 @@ ngx_http_classify_context_fetched(void *data, ngx_int_t rc)
     ctx->redis_op = NULL;
 
     if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_classify_fail(ctx);
 
     } else {
         ngx_http_classify_context_done(ctx, rc == NGX_OK);
@@ -463,8 +537,19 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
     decided = 0;
 
     if (parallel && ctx->conf->cache_zone && ctx->deadline.timer_set) {
+
+        /*
+         * in priority order: a cached positive decides (it outranks the
+         * rest, and in "first" mode it is the first), so the ones after
+         * it are not looked up
+         */
+
         for (i = 0; i < ctx->ncalls; i++) {
-            (void) ngx_http_classify_cached(ctx, &ctx->calls[i]);
+            if (ngx_http_classify_cached(ctx, &ctx->calls[i])
+                && ctx->calls[i].verdict == NGX_HTTP_CLASSIFY_POSITIVE)
+            {
+                break;
+            }
         }
 
         decided = ngx_http_classify_resolve(ctx->calls, ctx->ncalls,
@@ -496,8 +581,7 @@ ngx_http_classify_run(ngx_http_classify_ctx_t *ctx)
 
         if (ngx_http_classify_start(ctx, call) != NGX_OK) {
             ctx->waiting = 0;
-            ngx_http_classify_speculate_abort(ctx->spec);
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_classify_fail(ctx);
             return;
         }
     }
@@ -1017,7 +1101,10 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
                                       &cl->reply, r->pool);
     }
 
-    ngx_http_finalize_request(r, ngx_http_classify_send_reply(r, ctx, cl));
+    ngx_http_finalize_request(r,
+                              ngx_http_classify_send_reply(r,
+                                                     ctx->conf->reply_format,
+                                                     &ctx->input, cl));
 }
 
 

@@ -34,6 +34,12 @@
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_jsonr.h"
 #include "ngx_http_classify_guard.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_json.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_send.h"
+#include "ngx_http_classify_reply.h"
 
 
 /* a call sees the newest text, at most this much or four windows */
@@ -1147,7 +1153,9 @@ ngx_http_classify_guard_cut(ngx_http_classify_guard_t *g, ngx_uint_t i)
     if (g->header_held) {
         r->read_event_handler = ngx_http_block_reading;
         ngx_http_finalize_request(r,
-                          ngx_http_classify_send_reply(r, g->ctx, cl[i]));
+                          ngx_http_classify_send_reply(r,
+                                              g->ctx->conf->reply_format,
+                                              &g->ctx->input, cl[i]));
         return;
     }
 

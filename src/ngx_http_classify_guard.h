@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_verdict.h"
 #include "ngx_http_classify_hold.h"
 #include "ngx_http_classify_stream.h"
 #include "ngx_http_classify_speculate.h"

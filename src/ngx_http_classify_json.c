@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_json.h"
 
 
 static ngx_str_t  ngx_http_classify_role_user = ngx_string("user");

@@ -194,19 +194,6 @@ ngx_http_classify_jsonr_string(ngx_http_classify_jsonr_t *jr, ngx_str_t *raw)
 }
 
 
-/* a number, as it is written: the caller converts what it needs */
-
-ngx_int_t
-ngx_http_classify_jsonr_number(ngx_http_classify_jsonr_t *jr, ngx_str_t *text)
-{
-    if (ngx_http_classify_jsonr_peek(jr) != NGX_HTTP_CLASSIFY_JSON_NUMBER) {
-        return ngx_http_classify_jsonr_unexpected(jr);
-    }
-
-    return ngx_http_classify_jsonr_scan_number(jr, text);
-}
-
-
 /* NGX_DECLINED: the value is not true or false, and is left unread */
 
 ngx_int_t

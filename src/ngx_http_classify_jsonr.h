@@ -113,8 +113,6 @@ ngx_int_t ngx_http_classify_jsonr_element(ngx_http_classify_jsonr_t *jr);
 
 ngx_int_t ngx_http_classify_jsonr_string(ngx_http_classify_jsonr_t *jr,
     ngx_str_t *raw);
-ngx_int_t ngx_http_classify_jsonr_number(ngx_http_classify_jsonr_t *jr,
-    ngx_str_t *text);
 ngx_int_t ngx_http_classify_jsonr_bool(ngx_http_classify_jsonr_t *jr,
     ngx_flag_t *value);
 ngx_int_t ngx_http_classify_jsonr_skip(ngx_http_classify_jsonr_t *jr,

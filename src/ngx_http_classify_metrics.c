@@ -12,11 +12,19 @@
  * allocating.  Old layouts stay, for the old workers that may still be
  * finishing their requests; a zone too full for a new one says so, and
  * that configuration runs without metrics.
+ *
+ * A classify_redis_sentinel master has a record of its own in the zone,
+ * found by its name: the address the workers connected to last, and the
+ * failovers followed, counted once whichever worker follows first.
  */
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_send.h"
 #include "ngx_http_classify_cache.h"
+#include "ngx_http_classify_gate.h"
 
 
 /* histogram bucket upper bounds, in milliseconds; the last is +Inf */
@@ -78,7 +86,28 @@ struct ngx_http_classify_metrics_s {
 typedef struct {
     ngx_queue_t                     layouts;
     ngx_uint_t                      nlayouts;
+    ngx_queue_t                     masters;
 } ngx_http_classify_metrics_sh_t;
+
+
+/* a master in the zone; its address is read and written under the lock */
+
+typedef struct {
+    ngx_queue_t                     queue;       /* in the zone's head */
+    ngx_str_t                       name;
+    ngx_atomic_t                    failovers;
+    size_t                          len;
+    u_char                          addr[NGX_SOCKADDR_STRLEN];
+} ngx_http_classify_master_sh_t;
+
+
+/* ... and in this configuration */
+
+struct ngx_http_classify_master_s {
+    ngx_str_t                       name;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_classify_master_sh_t  *sh;          /* NULL: no room, no zone */
+};
 
 
 /*
@@ -186,6 +215,14 @@ static ngx_http_classify_metrics_t *ngx_http_classify_metrics_layout(
     ngx_shm_zone_t *shm_zone, ngx_str_t *sig, ngx_uint_t n);
 static ngx_int_t ngx_http_classify_signature(
     ngx_http_classify_main_conf_t *cmcf, ngx_str_t *sig);
+static ngx_http_classify_master_sh_t *ngx_http_classify_master_record(
+    ngx_slab_pool_t *shpool, ngx_str_t *name);
+static size_t ngx_http_classify_master_addr(ngx_http_classify_master_t *m,
+    u_char *buf);
+static void ngx_http_classify_prometheus_masters(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
+static void ngx_http_classify_json_masters(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
 static void ngx_http_classify_observe(ngx_http_classify_hist_t *h,
     ngx_msec_int_t usec);
 static ngx_int_t ngx_http_classify_status_handler(ngx_http_request_t *r);
@@ -260,7 +297,9 @@ static ngx_int_t
 ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_str_t                        sig;
+    ngx_uint_t                       i;
     ngx_slab_pool_t                 *shpool;
+    ngx_http_classify_master_t     **mp;
     ngx_http_classify_metrics_sh_t  *sh;
     ngx_http_classify_main_conf_t   *cmcf;
 
@@ -277,6 +316,7 @@ ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         ngx_queue_init(&sh->layouts);
         sh->nlayouts = 0;
+        ngx_queue_init(&sh->masters);
         shpool->data = sh;
 
         shpool->log_nomem = 0;
@@ -299,7 +339,59 @@ ngx_http_classify_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                       ->nlayouts);
     }
 
+    mp = cmcf->masters.elts;
+
+    for (i = 0; i < cmcf->masters.nelts; i++) {
+        mp[i]->shpool = shpool;
+        mp[i]->sh = ngx_http_classify_master_record(shpool, &mp[i]->name);
+    }
+
     return NGX_OK;
+}
+
+
+/* a master's record: the one of its name, or a new one */
+
+static ngx_http_classify_master_sh_t *
+ngx_http_classify_master_record(ngx_slab_pool_t *shpool, ngx_str_t *name)
+{
+    ngx_queue_t                     *q;
+    ngx_http_classify_master_sh_t   *ms;
+    ngx_http_classify_metrics_sh_t  *sh;
+
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->masters);
+         q != ngx_queue_sentinel(&sh->masters);
+         q = ngx_queue_next(q))
+    {
+        ms = ngx_queue_data(q, ngx_http_classify_master_sh_t, queue);
+
+        if (ms->name.len == name->len
+            && ngx_strncmp(ms->name.data, name->data, name->len) == 0)
+        {
+            goto done;
+        }
+    }
+
+    ms = ngx_slab_calloc_locked(shpool, sizeof(ngx_http_classify_master_sh_t)
+                                        + name->len);
+
+    if (ms) {
+        ms->name.data = (u_char *) ms + sizeof(ngx_http_classify_master_sh_t);
+        ms->name.len = name->len;
+        ngx_memcpy(ms->name.data, name->data, name->len);
+
+        ngx_queue_insert_tail(&sh->masters, &ms->queue);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return ms;
 }
 
 
@@ -479,6 +571,79 @@ ngx_http_classify_metrics_stores_lost(ngx_http_classify_main_conf_t *cmcf,
     if (cmcf->metrics) {
         (void) ngx_atomic_fetch_add(&cmcf->metrics->redis_stores_lost, n);
     }
+}
+
+
+/* classify_redis_sentinel: its master, by name, in the next zone */
+
+ngx_http_classify_master_t *
+ngx_http_classify_metrics_add_master(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_http_classify_master_t     *m, **mp;
+    ngx_http_classify_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_classify_module);
+
+    m = ngx_pcalloc(cf->pool, sizeof(ngx_http_classify_master_t));
+    if (m == NULL) {
+        return NULL;
+    }
+
+    mp = ngx_array_push(&cmcf->masters);
+    if (mp == NULL) {
+        return NULL;
+    }
+
+    m->name = *name;
+    *mp = m;
+
+    return m;
+}
+
+
+/* a worker is connected to the master at addr: a new one is a failover */
+
+void
+ngx_http_classify_metrics_master(ngx_http_classify_master_t *m,
+    ngx_str_t *addr)
+{
+    ngx_http_classify_master_sh_t  *ms;
+
+    ms = m->sh;
+
+    if (ms == NULL || addr->len > sizeof(ms->addr)) {
+        return;
+    }
+
+    ngx_shmtx_lock(&m->shpool->mutex);
+
+    if (ms->len
+        && (ms->len != addr->len
+            || ngx_strncmp(ms->addr, addr->data, addr->len) != 0))
+    {
+        (void) ngx_atomic_fetch_add(&ms->failovers, 1);
+    }
+
+    ngx_memcpy(ms->addr, addr->data, addr->len);
+    ms->len = addr->len;
+
+    ngx_shmtx_unlock(&m->shpool->mutex);
+}
+
+
+static size_t
+ngx_http_classify_master_addr(ngx_http_classify_master_t *m, u_char *buf)
+{
+    size_t  len;
+
+    ngx_shmtx_lock(&m->shpool->mutex);
+
+    len = m->sh->len;
+    ngx_memcpy(buf, m->sh->addr, len);
+
+    ngx_shmtx_unlock(&m->shpool->mutex);
+
+    return len;
 }
 
 
@@ -790,6 +955,8 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
         }
     }
 
+    ngx_http_classify_prometheus_masters(t, cmcf);
+
     ngx_http_classify_print(t,
              "# HELP classify_decisions_total Decisions, by verdict: "
              "pass, error, or the blocking classifier.\n"
@@ -974,6 +1141,58 @@ ngx_http_classify_prometheus_cache(ngx_http_classify_text_t *t,
 }
 
 
+/* only with classify_redis_sentinel; a master not yet found has no gauge */
+
+static void
+ngx_http_classify_prometheus_masters(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    u_char                       addr[NGX_SOCKADDR_STRLEN];
+    size_t                       len;
+    ngx_uint_t                   i;
+    ngx_http_classify_master_t **mp;
+
+    mp = cmcf->masters.elts;
+
+    if (cmcf->masters.nelts == 0) {
+        return;
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_redis_failovers_total Changes of the Redis "
+             "master followed (classify_redis_sentinel), once for all "
+             "workers.\n"
+             "# TYPE classify_redis_failovers_total counter\n");
+
+    for (i = 0; i < cmcf->masters.nelts; i++) {
+        if (mp[i]->sh) {
+            ngx_http_classify_print(t, "classify_redis_failovers_total"
+                                    "{master=\"%V\"} %uA\n",
+                                    &mp[i]->name, mp[i]->sh->failovers);
+        }
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_redis_master The Redis master the workers "
+             "connected to last (classify_redis_sentinel).\n"
+             "# TYPE classify_redis_master gauge\n");
+
+    for (i = 0; i < cmcf->masters.nelts; i++) {
+        if (mp[i]->sh == NULL) {
+            continue;
+        }
+
+        len = ngx_http_classify_master_addr(mp[i], addr);
+
+        if (len) {
+            ngx_http_classify_print(t, "classify_redis_master{master=\"%V\","
+                                    "address=\"%*s\"} 1\n",
+                                    &mp[i]->name, len, addr);
+        }
+    }
+}
+
+
 static void
 ngx_http_classify_prometheus_hist(ngx_http_classify_text_t *t,
     const char *name, ngx_str_t *label, ngx_http_classify_hist_t *h)
@@ -1050,6 +1269,8 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
             ngx_http_classify_print(t, "\"%s\":%uA,", c->key, v);
         }
     }
+
+    ngx_http_classify_json_masters(t, cmcf);
 
     ngx_http_classify_print(t, "\"decisions\":{\"pass\":%uA,\"error\":%uA",
                             m->pass, m->error);
@@ -1227,6 +1448,39 @@ ngx_http_classify_json_caches(ngx_http_classify_text_t *t,
     }
 
     ngx_http_classify_print(t, "}");
+}
+
+
+/* "redis_masters":{"name":{"address":"host:port"|null,"failovers":N}}, */
+
+static void
+ngx_http_classify_json_masters(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    u_char                       addr[NGX_SOCKADDR_STRLEN];
+    size_t                       len;
+    ngx_uint_t                   i, n;
+    ngx_http_classify_master_t **mp;
+
+    mp = cmcf->masters.elts;
+    n = 0;
+
+    ngx_http_classify_print(t, "\"redis_masters\":{");
+
+    for (i = 0; i < cmcf->masters.nelts; i++) {
+        if (mp[i]->sh == NULL) {
+            continue;
+        }
+
+        len = ngx_http_classify_master_addr(mp[i], addr);
+
+        ngx_http_classify_print(t, "%s\"%V\":{\"address\":%s%*s%s,"
+                                "\"failovers\":%uA}", n++ ? "," : "",
+                                &mp[i]->name, len ? "\"" : "null", len, addr,
+                                len ? "\"" : "", mp[i]->sh->failovers);
+    }
+
+    ngx_http_classify_print(t, "},");
 }
 
 

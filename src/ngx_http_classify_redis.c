@@ -3,11 +3,11 @@
  * ngx_http_classify_module: conversation context from Redis.
  *
  * Each worker keeps one connection per configured Redis server: hiredis's
- * async API driven by nginx's event loop, the socket an nginx connection
- * with level-triggered events (hiredis reads at most 16 KB a call).  The
- * connection's life is one state with one transition function:
+ * async API driven by nginx's event loop (hiredis.c).  The connection's
+ * life is one state with one transition function:
  *
- *   DOWN -> CONNECTING -> AUTH -> SELECT -> SCRIPT -> READY -> DOWN ...
+ *   DOWN -> [ASKING] -> CONNECTING -> AUTH -> SELECT -> [ROLE] -> SCRIPT
+ *        -> READY -> DOWN ...
  *
  * AUTH and SELECT are sent only when configured, each after the previous
  * step's reply, so that a refused password or database is a failed
@@ -16,30 +16,35 @@
  * within a byte budget on the server (where scripting is not allowed, the
  * budget is applied to an LRANGE's reply instead).
  *
+ * With classify_redis_sentinel, every connect starts by asking the
+ * Sentinels where the master is (ASKING, sentinel.c), and ROLE checks
+ * that the server found is the master.  A failover is followed by itself:
+ * the connection's loss, a -READONLY reply, or a +switch-master message
+ * drops the connection, and the next connect asks again.
+ *
  * hiredis 0.14 has no async timeouts: every deadline is an nginx timer
  * with one purpose.  A read's own deadline only lets that read go; the
  * connection is dropped only when Redis answers nothing at all for twice
  * "timeout" while commands wait (a stopped server, a black-holed path).
  * Stores are kept until Redis acknowledged them, in a bounded queue, and
- * are sent again after a reconnect; a store that cannot be kept is logged
- * and counted (classify_redis_stores_lost_total).
+ * are sent again after a reconnect (to the new master after a failover);
+ * a store that cannot be kept is logged and counted
+ * (classify_redis_stores_lost_total).
  *
  * A command's callback runs exactly once (with a NULL reply when the
  * connection goes), so its private data is heap memory that its request
  * can let go of; results reach the caller from a posted event, never from
- * inside hiredis.  hiredis closes the socket itself: the cleanup hook only
- * gives the nginx connection back.
+ * inside hiredis.
  */
 
 
 #include "ngx_http_classify_redis.h"
+#include "ngx_http_classify_hiredis.h"
+#include "ngx_http_classify_sentinel.h"
+#include "ngx_http_classify_metrics.h"
+#include "ngx_http_classify_json.h"
 
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
-
-#define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN    100
-#define NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MAX    1000
 
 /* stores kept per worker and server while Redis has not acknowledged them */
 #define NGX_HTTP_CLASSIFY_REDIS_STORES_MAX     4096
@@ -48,9 +53,11 @@
 
 typedef enum {
     NGX_HTTP_CLASSIFY_REDIS_DOWN = 0,     /* a reconnect is scheduled */
+    NGX_HTTP_CLASSIFY_REDIS_ASKING,       /* the Sentinels are asked */
     NGX_HTTP_CLASSIFY_REDIS_CONNECTING,   /* connect(2) in progress */
     NGX_HTTP_CLASSIFY_REDIS_AUTH,         /* AUTH sent */
     NGX_HTTP_CLASSIFY_REDIS_SELECT,       /* SELECT sent */
+    NGX_HTTP_CLASSIFY_REDIS_ROLE,         /* ROLE sent: is it the master? */
     NGX_HTTP_CLASSIFY_REDIS_SCRIPT,       /* SCRIPT LOAD sent */
     NGX_HTTP_CLASSIFY_REDIS_READY
 } ngx_http_classify_redis_state_e;
@@ -65,7 +72,7 @@ typedef enum {
 
 
 struct ngx_http_classify_redis_s {
-    ngx_str_t                            name;      /* as configured */
+    ngx_str_t                            name;      /* for logs */
     ngx_str_t                            host;      /* IP, null-terminated */
     ngx_int_t                            port;
     ngx_str_t                            unix_path; /* null-terminated */
@@ -74,8 +81,14 @@ struct ngx_http_classify_redis_s {
     ngx_msec_t                           connect_timeout;
     ngx_msec_t                           timeout;
 
-    redisAsyncContext                   *ac;
-    ngx_connection_t                    *connection;
+    /* classify_redis_sentinel: the master's name, who knows where it is */
+    ngx_str_t                            master;
+    ngx_http_classify_sentinel_t        *sentinel;
+    ngx_http_classify_master_t          *metrics;
+    ngx_str_t                            addr;      /* in name: host:port */
+    ngx_str_t                            last;      /* the master before */
+
+    ngx_http_classify_hiredis_t          conn;
     ngx_http_classify_redis_state_e      state;
     ngx_log_t                           *log;
     ngx_http_classify_main_conf_t       *cmcf;      /* the metrics */
@@ -83,7 +96,6 @@ struct ngx_http_classify_redis_s {
     ngx_event_t                          reconnect;
     ngx_event_t                          connect_timer;
     ngx_event_t                          stall;     /* no reply at all */
-    ngx_event_t                          flush;     /* posted: write now */
     ngx_msec_t                           backoff;
     ngx_msec_t                           progress;  /* last reply */
     ngx_uint_t                           outstanding;  /* without reply */
@@ -102,7 +114,8 @@ struct ngx_http_classify_redis_s {
     unsigned                             down:1;    /* outage logged */
     unsigned                             slow:1;    /* a timeout logged */
     unsigned                             lost_logged:1;
-    unsigned                             writing:1; /* in HandleWrite */
+    unsigned                             unknown:1; /* no Sentinel: logged */
+    unsigned                             role_logged:1;
     unsigned                             exiting:1;
 };
 
@@ -164,11 +177,21 @@ static char  ngx_http_classify_redis_script[] =
 static char *ngx_http_classify_redis_name(ngx_conf_t *cf,
     ngx_http_classify_redis_t *rs);
 static ngx_int_t ngx_http_classify_redis_param(ngx_http_classify_redis_t *rs,
-    ngx_str_t *value, ngx_uint_t *seen);
+    ngx_str_t *value, ngx_uint_t *seen, ngx_str_t *sentinel_password);
 static char *ngx_http_classify_redis_address(ngx_conf_t *cf,
     ngx_http_classify_redis_t *rs, ngx_str_t *value);
+static char *ngx_http_classify_redis_new(ngx_conf_t *cf,
+    ngx_http_classify_loc_conf_t *clcf, ngx_uint_t sentinel,
+    ngx_http_classify_redis_t **rsp);
+static char *ngx_http_classify_redis_add(ngx_conf_t *cf,
+    ngx_http_classify_redis_t *rs);
 
 static void ngx_http_classify_redis_connect(ngx_http_classify_redis_t *rs);
+static void ngx_http_classify_redis_open(ngx_http_classify_redis_t *rs);
+static void ngx_http_classify_redis_found(void *data,
+    ngx_http_classify_sentinel_addr_t *addr, ngx_str_t *why);
+static void ngx_http_classify_redis_switched(void *data,
+    ngx_http_classify_sentinel_addr_t *addr);
 static void ngx_http_classify_redis_set_state(ngx_http_classify_redis_t *rs,
     ngx_http_classify_redis_state_e state);
 static void ngx_http_classify_redis_retry(ngx_http_classify_redis_t *rs);
@@ -179,6 +202,12 @@ static void ngx_http_classify_redis_on_connect(const redisAsyncContext *ac,
 static void ngx_http_classify_redis_handshake(ngx_http_classify_redis_t *rs);
 static void ngx_http_classify_redis_handshake_reply(redisAsyncContext *ac,
     void *reply, void *data);
+static ngx_int_t ngx_http_classify_redis_role(ngx_http_classify_redis_t *rs,
+    redisReply *rr);
+static ngx_uint_t ngx_http_classify_redis_readonly(
+    ngx_http_classify_redis_t *rs, redisReply *rr);
+static void ngx_http_classify_redis_master_ready(
+    ngx_http_classify_redis_t *rs);
 static void ngx_cdecl ngx_http_classify_redis_failed(
     ngx_http_classify_redis_t *rs, const char *fmt, ...);
 static void ngx_http_classify_redis_ready(ngx_http_classify_redis_t *rs);
@@ -216,18 +245,14 @@ static void ngx_http_classify_redis_forget(ngx_http_classify_redis_t *rs,
 static void ngx_http_classify_redis_lost(ngx_http_classify_redis_t *rs,
     ngx_log_t *log, ngx_str_t *key, const char *why);
 
-static void ngx_http_classify_redis_read_handler(ngx_event_t *ev);
-static void ngx_http_classify_redis_write_handler(ngx_event_t *ev);
-static void ngx_http_classify_redis_flush_handler(ngx_event_t *ev);
-static void ngx_http_classify_redis_add_read(void *data);
-static void ngx_http_classify_redis_del_read(void *data);
-static void ngx_http_classify_redis_add_write(void *data);
-static void ngx_http_classify_redis_del_write(void *data);
-static void ngx_http_classify_redis_cleanup(void *data);
+static void ngx_http_classify_redis_closed(ngx_http_classify_hiredis_t *h,
+    const char *err);
+static void ngx_http_classify_redis_down(ngx_http_classify_redis_t *rs);
 
 
 static const char  *ngx_http_classify_redis_states[] = {
-    "down", "connecting", "auth", "select", "script", "ready"
+    "down", "asking", "connecting", "auth", "select", "role", "script",
+    "ready"
 };
 
 
@@ -250,19 +275,12 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_classify_redis_t      *rs, **rsp;
     ngx_http_classify_main_conf_t  *cmcf;
 
-    if (clcf->redis != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
+    rv = ngx_http_classify_redis_new(cf, clcf, 0, &rs);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     value = cf->args->elts;
-
-    rs = ngx_pcalloc(cf->pool, sizeof(ngx_http_classify_redis_t));
-    if (rs == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    rs->connect_timeout = 1000;
-    rs->timeout = 1000;
 
     rv = ngx_http_classify_redis_name(cf, rs);
     if (rv != NGX_CONF_OK) {
@@ -272,7 +290,9 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     seen = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
-        if (ngx_http_classify_redis_param(rs, &value[i], &seen) != NGX_OK) {
+        if (ngx_http_classify_redis_param(rs, &value[i], &seen, NULL)
+            != NGX_OK)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\" in "
                                "\"classify_redis\"", &value[i]);
@@ -292,7 +312,8 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rsp = cmcf->redis.elts;
 
     for (i = 0; i < cmcf->redis.nelts; i++) {
-        if (rsp[i]->name.len == rs->name.len
+        if (rsp[i]->sentinel == NULL
+            && rsp[i]->name.len == rs->name.len
             && ngx_strncmp(rsp[i]->name.data, rs->name.data, rs->name.len)
                == 0
             && rsp[i]->password.len == rs->password.len
@@ -305,13 +326,165 @@ ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    clcf->redis = rs;
+
+    return ngx_http_classify_redis_add(cf, rs);
+}
+
+
+/*
+ * classify_redis_sentinel master_name host:port ... [db=N] [password=P]
+ *                         [sentinel_password=P] [connect_timeout=T]
+ *                         [timeout=T];
+ *
+ * The Sentinels' names are resolved here; the master's address comes
+ * from them at run time, as an IP.
+ */
+
+char *
+ngx_http_classify_redis_sentinel_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_classify_loc_conf_t *clcf = conf;
+
+    char                       *rv;
+    u_char                     *p;
+    ngx_str_t                  *value, password;
+    ngx_uint_t                  i, seen, n;
+    ngx_http_classify_redis_t  *rs;
+
+    rv = ngx_http_classify_redis_new(cf, clcf, 1, &rs);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    seen = 0;
+    n = 0;
+    ngx_str_null(&password);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            == NULL)
+        {
+            n++;
+            continue;
+        }
+
+        if (ngx_http_classify_redis_param(rs, &value[i], &seen, &password)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"classify_redis_sentinel\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rs->sentinel = ngx_http_classify_sentinel_create(cf, &value[1], &password,
+                                                     rs->connect_timeout,
+                                                     rs->timeout);
+    if (rs->sentinel == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (n == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no Sentinel address in "
+                           "\"classify_redis_sentinel\"");
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            == NULL
+            && ngx_http_classify_sentinel_add(cf, rs->sentinel, &value[i])
+               != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* logs name the master, and where it is once that is known */
+
+    rs->master = value[1];
+
+    p = ngx_pnalloc(cf->pool, value[1].len + sizeof(" at ") - 1
+                              + NGX_SOCKADDR_STRLEN);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rs->name.data = p;
+    rs->name.len = ngx_cpymem(p, value[1].data, value[1].len) - p;
+
+    rs->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    rs->last.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
+
+    if (rs->host.data == NULL || rs->last.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rs->metrics = ngx_http_classify_metrics_add_master(cf, &rs->master);
+    if (rs->metrics == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->redis = rs;
+
+    return ngx_http_classify_redis_add(cf, rs);
+}
+
+
+/* a location has one Redis: either directive, once */
+
+static char *
+ngx_http_classify_redis_new(ngx_conf_t *cf,
+    ngx_http_classify_loc_conf_t *clcf, ngx_uint_t sentinel,
+    ngx_http_classify_redis_t **rsp)
+{
+    ngx_http_classify_redis_t  *rs;
+
+    if (clcf->redis != NGX_CONF_UNSET_PTR) {
+        if ((clcf->redis->sentinel != NULL) == sentinel) {
+            return "is duplicate";
+        }
+
+        return sentinel ? "is not allowed with \"classify_redis\""
+                        : "is not allowed with \"classify_redis_sentinel\"";
+    }
+
+    rs = ngx_pcalloc(cf->pool, sizeof(ngx_http_classify_redis_t));
+    if (rs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rs->connect_timeout = 1000;
+    rs->timeout = 1000;
+
+    *rsp = rs;
+
+    return NGX_CONF_OK;
+}
+
+
+/* one server entry, connected to by each worker */
+
+static char *
+ngx_http_classify_redis_add(ngx_conf_t *cf, ngx_http_classify_redis_t *rs)
+{
+    ngx_http_classify_redis_t      **rsp;
+    ngx_http_classify_main_conf_t   *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_classify_module);
+
     rsp = ngx_array_push(&cmcf->redis);
     if (rsp == NULL) {
         return NGX_CONF_ERROR;
     }
 
     *rsp = rs;
-    clcf->redis = rs;
 
     return NGX_CONF_OK;
 }
@@ -368,7 +541,7 @@ ngx_http_classify_redis_name(ngx_conf_t *cf, ngx_http_classify_redis_t *rs)
 
 static ngx_int_t
 ngx_http_classify_redis_param(ngx_http_classify_redis_t *rs, ngx_str_t *value,
-    ngx_uint_t *seen)
+    ngx_uint_t *seen, ngx_str_t *sentinel_password)
 {
     ngx_int_t    n;
     ngx_str_t    s;
@@ -392,6 +565,17 @@ ngx_http_classify_redis_param(ngx_http_classify_redis_t *rs, ngx_str_t *value,
         rs->password.data = value->data + 9;
         rs->password.len = value->len - 9;
         bit = 2;
+
+    } else if (sentinel_password
+               && ngx_strncmp(value->data, "sentinel_password=", 18) == 0)
+    {
+        if (value->len == 18) {
+            return NGX_DECLINED;
+        }
+
+        sentinel_password->data = value->data + 18;
+        sentinel_password->len = value->len - 18;
+        bit = 16;
 
     } else {
         if (ngx_strncmp(value->data, "connect_timeout=", 16) == 0) {
@@ -518,7 +702,7 @@ ngx_http_classify_redis_init_process(ngx_cycle_t *cycle)
 
         rs->log = cycle->log;
         rs->cmcf = cmcf;
-        rs->backoff = NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN;
+        rs->backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
 
         ngx_queue_init(&rs->waiting);
         ngx_queue_init(&rs->stores);
@@ -538,9 +722,15 @@ ngx_http_classify_redis_init_process(ngx_cycle_t *cycle)
         rs->stall.data = rs;
         rs->stall.log = cycle->log;
 
-        rs->flush.handler = ngx_http_classify_redis_flush_handler;
-        rs->flush.data = rs;
-        rs->flush.log = cycle->log;
+        rs->conn.log = cycle->log;
+        rs->conn.data = rs;
+        rs->conn.closed = ngx_http_classify_redis_closed;
+
+        if (rs->sentinel) {
+            ngx_http_classify_sentinel_init(rs->sentinel, cycle->log,
+                                            ngx_http_classify_redis_switched,
+                                            rs);
+        }
 
         ngx_http_classify_redis_connect(rs);
     }
@@ -582,8 +772,12 @@ ngx_http_classify_redis_exit_process(ngx_cycle_t *cycle)
             ngx_del_timer(&rs->reconnect);
         }
 
-        if (rs->ac) {
-            redisAsyncFree(rs->ac);
+        if (rs->sentinel) {
+            ngx_http_classify_sentinel_exit(rs->sentinel);
+        }
+
+        if (rs->conn.ac) {
+            redisAsyncFree(rs->conn.ac);
         }
 
         n = 0;
@@ -605,68 +799,141 @@ ngx_http_classify_redis_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/* with Sentinels, every connect starts by asking where the master is */
+
 static void
 ngx_http_classify_redis_connect(ngx_http_classify_redis_t *rs)
 {
-    ngx_connection_t   *c;
-    redisAsyncContext  *ac;
-
-    if (rs->unix_path.len) {
-        ac = redisAsyncConnectUnix((char *) rs->unix_path.data);
-
-    } else {
-        ac = redisAsyncConnect((char *) rs->host.data, (int) rs->port);
+    if (rs->sentinel) {
+        ngx_http_classify_redis_set_state(rs, NGX_HTTP_CLASSIFY_REDIS_ASKING);
+        ngx_http_classify_sentinel_ask(rs->sentinel,
+                                       ngx_http_classify_redis_found, rs);
+        return;
     }
 
-    if (ac == NULL || ac->err) {
+    ngx_http_classify_redis_open(rs);
+}
+
+
+static void
+ngx_http_classify_redis_open(ngx_http_classify_redis_t *rs)
+{
+    if (ngx_http_classify_hiredis_connect(&rs->conn, (char *) rs->host.data,
+                                          (int) rs->port,
+                                          rs->unix_path.len
+                                          ? (char *) rs->unix_path.data
+                                          : NULL)
+        != NGX_OK)
+    {
         if (!rs->down) {
             ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                           "classify_redis \"%V\": cannot connect: %s",
-                          &rs->name, ac ? ac->errstr : "out of memory");
+                          &rs->name, rs->conn.errstr);
             rs->down = 1;
         }
 
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-
-        ngx_http_classify_redis_retry(rs);
+        ngx_http_classify_redis_down(rs);
         return;
     }
 
-    c = ngx_get_connection(ac->c.fd, rs->log);
-    if (c == NULL) {
-        /* redisAsyncFree() closes the socket; the cleanup hook is not set */
-        redisAsyncFree(ac);
-        ngx_http_classify_redis_retry(rs);
-        return;
-    }
+    rs->conn.ac->data = rs;
 
-    c->data = rs;
-    c->read->handler = ngx_http_classify_redis_read_handler;
-    c->write->handler = ngx_http_classify_redis_write_handler;
-    c->read->log = rs->log;
-    c->write->log = rs->log;
-
-    rs->ac = ac;
-    rs->connection = c;
-
-    ac->data = rs;
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_http_classify_redis_add_read;
-    ac->ev.delRead = ngx_http_classify_redis_del_read;
-    ac->ev.addWrite = ngx_http_classify_redis_add_write;
-    ac->ev.delWrite = ngx_http_classify_redis_del_write;
-    ac->ev.cleanup = ngx_http_classify_redis_cleanup;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_classify_redis_on_connect);
+    redisAsyncSetConnectCallback(rs->conn.ac,
+                                 ngx_http_classify_redis_on_connect);
 
     ngx_http_classify_redis_set_state(rs, NGX_HTTP_CLASSIFY_REDIS_CONNECTING);
 
-    /* connect(2) is in progress: its end shows as writability */
-
-    ngx_http_classify_redis_add_write(c);
     ngx_add_timer(&rs->connect_timer, rs->connect_timeout);
+}
+
+
+/*
+ * What the Sentinels said: where the master is, or why none said it (once
+ * an outage, apart from the connection's own failures).
+ */
+
+static void
+ngx_http_classify_redis_found(void *data,
+    ngx_http_classify_sentinel_addr_t *addr, ngx_str_t *why)
+{
+    ngx_http_classify_redis_t  *rs = data;
+
+    u_char  *p;
+
+    if (addr == NULL) {
+        if (!rs->unknown) {
+            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                          "classify_redis_sentinel \"%V\": no Sentinel gave "
+                          "the master's address: %V", &rs->master, why);
+            rs->unknown = 1;
+        }
+
+        rs->down = 1;
+        ngx_http_classify_redis_down(rs);
+        return;
+    }
+
+    p = ngx_cpymem(rs->host.data, addr->host.data, addr->host.len);
+    *p = '\0';
+    rs->host.len = addr->host.len;
+    rs->port = addr->port;
+
+    p = rs->name.data + rs->master.len;
+    p = ngx_cpymem(p, " at ", sizeof(" at ") - 1);
+    rs->addr.data = p;
+    rs->addr.len = addr->name.len;
+    p = ngx_cpymem(p, addr->name.data, addr->name.len);
+    rs->name.len = p - rs->name.data;
+
+    ngx_http_classify_redis_open(rs);
+}
+
+
+/*
+ * +switch-master: the connection moves unless it is already there; an
+ * ask in progress may have been answered before the switch, so it is
+ * made again.
+ */
+
+static void
+ngx_http_classify_redis_switched(void *data,
+    ngx_http_classify_sentinel_addr_t *addr)
+{
+    ngx_http_classify_redis_t  *rs = data;
+
+    rs->backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
+
+    switch (rs->state) {
+
+    case NGX_HTTP_CLASSIFY_REDIS_DOWN:
+        if (rs->reconnect.timer_set) {
+            ngx_del_timer(&rs->reconnect);
+        }
+
+        ngx_http_classify_redis_retry(rs);
+        break;
+
+    case NGX_HTTP_CLASSIFY_REDIS_ASKING:
+        ngx_http_classify_sentinel_cancel(rs->sentinel);
+        ngx_http_classify_sentinel_ask(rs->sentinel,
+                                       ngx_http_classify_redis_found, rs);
+        break;
+
+    default:
+        if (rs->port == addr->port
+            && rs->host.len == addr->host.len
+            && ngx_strncmp(rs->host.data, addr->host.data, addr->host.len)
+               == 0)
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rs->log, 0,
+                           "classify_redis \"%V\": already there",
+                           &rs->name);
+            break;
+        }
+
+        ngx_http_classify_redis_failed(rs, "the Sentinels switched the "
+                                       "master to %V", &addr->name);
+    }
 }
 
 
@@ -696,10 +963,7 @@ ngx_http_classify_redis_retry(ngx_http_classify_redis_t *rs)
                    "classify_redis \"%V\": reconnecting in %Mms",
                    &rs->name, rs->backoff);
 
-    ngx_add_timer(&rs->reconnect, rs->backoff);
-
-    rs->backoff = ngx_min(rs->backoff * 2,
-                          NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MAX);
+    ngx_http_classify_hiredis_backoff(&rs->reconnect, &rs->backoff);
 }
 
 
@@ -708,7 +972,7 @@ ngx_http_classify_redis_reconnect_handler(ngx_event_t *ev)
 {
     ngx_http_classify_redis_t  *rs = ev->data;
 
-    if (rs->ac == NULL && !rs->exiting && !ngx_exiting) {
+    if (rs->conn.ac == NULL && !rs->exiting && !ngx_exiting) {
         ngx_http_classify_redis_connect(rs);
     }
 }
@@ -754,6 +1018,7 @@ ngx_http_classify_redis_on_connect(const redisAsyncContext *ac, int status)
 static void
 ngx_http_classify_redis_handshake(ngx_http_classify_redis_t *rs)
 {
+    int          argc;
     u_char       db[NGX_INT_T_LEN];
     size_t       argvlen[3];
     const char  *argv[3];
@@ -765,6 +1030,7 @@ ngx_http_classify_redis_handshake(ngx_http_classify_redis_t *rs)
         argvlen[0] = 4;
         argv[1] = (char *) rs->password.data;
         argvlen[1] = rs->password.len;
+        argc = 2;
 
         goto send;
     }
@@ -776,6 +1042,17 @@ ngx_http_classify_redis_handshake(ngx_http_classify_redis_t *rs)
         argvlen[0] = 6;
         argv[1] = (char *) db;
         argvlen[1] = ngx_sprintf(db, "%ui", rs->db) - db;
+        argc = 2;
+
+        goto send;
+    }
+
+    if (rs->state < NGX_HTTP_CLASSIFY_REDIS_ROLE && rs->sentinel) {
+        ngx_http_classify_redis_set_state(rs, NGX_HTTP_CLASSIFY_REDIS_ROLE);
+
+        argv[0] = "ROLE";
+        argvlen[0] = 4;
+        argc = 1;
 
         goto send;
     }
@@ -789,16 +1066,9 @@ ngx_http_classify_redis_handshake(ngx_http_classify_redis_t *rs)
         argvlen[1] = 4;
         argv[2] = ngx_http_classify_redis_script;
         argvlen[2] = sizeof(ngx_http_classify_redis_script) - 1;
+        argc = 3;
 
-        if (ngx_http_classify_redis_command(rs,
-                                        ngx_http_classify_redis_handshake_reply,
-                                        NULL, 3, argv, argvlen)
-            != NGX_OK)
-        {
-            ngx_http_classify_redis_failed(rs, "out of memory");
-        }
-
-        return;
+        goto send;
     }
 
     ngx_http_classify_redis_ready(rs);
@@ -808,7 +1078,7 @@ send:
 
     if (ngx_http_classify_redis_command(rs,
                                         ngx_http_classify_redis_handshake_reply,
-                                        NULL, 2, argv, argvlen)
+                                        NULL, argc, argv, argvlen)
         != NGX_OK)
     {
         ngx_http_classify_redis_failed(rs, "out of memory");
@@ -830,6 +1100,14 @@ ngx_http_classify_redis_handshake_reply(redisAsyncContext *ac, void *reply,
     }
 
     ngx_http_classify_redis_answered(rs);
+
+    if (rs->state == NGX_HTTP_CLASSIFY_REDIS_ROLE) {
+        if (ngx_http_classify_redis_role(rs, rr) == NGX_OK) {
+            ngx_http_classify_redis_handshake(rs);
+        }
+
+        return;
+    }
 
     if (rr->type == REDIS_REPLY_ERROR) {
         err.data = (u_char *) rr->str;
@@ -883,6 +1161,77 @@ ngx_http_classify_redis_handshake_reply(redisAsyncContext *ac, void *reply,
 
 
 /*
+ * The server the Sentinels named must be the master: one that is still a
+ * replica (a Sentinel that has not seen the failover yet) is left, and
+ * the Sentinels are asked again.  Where ROLE is not allowed (an ACL
+ * without it), the Sentinels are trusted: a replica then shows by its
+ * -READONLY at the first store.
+ */
+
+static ngx_int_t
+ngx_http_classify_redis_role(ngx_http_classify_redis_t *rs, redisReply *rr)
+{
+    ngx_str_t    role;
+    redisReply  *e;
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        if (!ngx_http_classify_redis_refused(rr->str)) {
+            ngx_http_classify_redis_failed(rs, "ROLE failed: %s", rr->str);
+            return NGX_ERROR;
+        }
+
+        if (!rs->role_logged) {
+            ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                          "classify_redis \"%V\": ROLE refused (%s); the "
+                          "Sentinels' answer is taken as the master, a "
+                          "replica shows by -READONLY", &rs->name, rr->str);
+            rs->role_logged = 1;
+        }
+
+        return NGX_OK;
+    }
+
+    ngx_str_set(&role, "?");
+
+    if (rr->type == REDIS_REPLY_ARRAY && rr->elements > 0) {
+        e = rr->element[0];
+
+        if (e->type == REDIS_REPLY_STRING) {
+            if (e->len == 6 && ngx_strncmp(e->str, "master", 6) == 0) {
+                return NGX_OK;
+            }
+
+            role.data = (u_char *) e->str;
+            role.len = ngx_min(e->len, 32);
+        }
+    }
+
+    ngx_http_classify_redis_failed(rs, "not the master, its ROLE is \"%V\"",
+                                   &role);
+    return NGX_ERROR;
+}
+
+
+/* a write refused by a replica: the master it was is one no longer */
+
+static ngx_uint_t
+ngx_http_classify_redis_readonly(ngx_http_classify_redis_t *rs,
+    redisReply *rr)
+{
+    if (rs->sentinel == NULL
+        || rr->type != REDIS_REPLY_ERROR
+        || ngx_strncmp(rr->str, "READONLY", 8) != 0)
+    {
+        return 0;
+    }
+
+    ngx_http_classify_redis_failed(rs, "%s", rr->str);
+
+    return 1;
+}
+
+
+/*
  * The connection failed (a refused handshake, a timeout, a stall): said
  * once per outage, then dropped; the cleanup hook schedules the reconnect.
  * Inside a hiredis callback, redisAsyncFree() waits for it to return.
@@ -907,8 +1256,8 @@ ngx_http_classify_redis_failed(ngx_http_classify_redis_t *rs,
         rs->down = 1;
     }
 
-    if (rs->ac) {
-        redisAsyncFree(rs->ac);
+    if (rs->conn.ac) {
+        redisAsyncFree(rs->conn.ac);
     }
 }
 
@@ -924,8 +1273,13 @@ ngx_http_classify_redis_ready(ngx_http_classify_redis_t *rs)
 
     ngx_http_classify_redis_set_state(rs, NGX_HTTP_CLASSIFY_REDIS_READY);
 
-    rs->backoff = NGX_HTTP_CLASSIFY_REDIS_BACKOFF_MIN;
+    rs->backoff = NGX_HTTP_CLASSIFY_BACKOFF_MIN;
     rs->slow = 0;
+    rs->unknown = 0;
+
+    if (rs->sentinel) {
+        ngx_http_classify_redis_master_ready(rs);
+    }
 
     for (q = ngx_queue_head(&rs->stores);
          q != ngx_queue_sentinel(&rs->stores);
@@ -953,7 +1307,7 @@ ngx_http_classify_redis_ready(ngx_http_classify_redis_t *rs)
     rs->lost = 0;
     rs->lost_logged = 0;
 
-    while (!ngx_queue_empty(&rs->waiting) && rs->ac) {
+    while (!ngx_queue_empty(&rs->waiting) && rs->conn.ac) {
         q = ngx_queue_head(&rs->waiting);
         op = ngx_queue_data(q, ngx_http_classify_redis_op_t, queue);
 
@@ -964,6 +1318,31 @@ ngx_http_classify_redis_ready(ngx_http_classify_redis_t *rs)
             ngx_http_classify_redis_finish(op, NGX_DECLINED);
         }
     }
+}
+
+
+/*
+ * The master is known to be one: another than the last one is a failover
+ * followed, said by each worker, and counted once for all of them in the
+ * metrics zone.
+ */
+
+static void
+ngx_http_classify_redis_master_ready(ngx_http_classify_redis_t *rs)
+{
+    if (rs->last.len
+        && (rs->last.len != rs->addr.len
+            || ngx_strncmp(rs->last.data, rs->addr.data, rs->addr.len) != 0))
+    {
+        ngx_log_error(NGX_LOG_NOTICE, rs->log, 0,
+                      "classify_redis_sentinel \"%V\": the master is now "
+                      "%V, was %V", &rs->master, &rs->addr, &rs->last);
+    }
+
+    ngx_memcpy(rs->last.data, rs->addr.data, rs->addr.len);
+    rs->last.len = rs->addr.len;
+
+    ngx_http_classify_metrics_master(rs->metrics, &rs->addr);
 }
 
 
@@ -1005,8 +1384,8 @@ ngx_http_classify_redis_command(ngx_http_classify_redis_t *rs,
     redisCallbackFn *fn, void *data, int argc, const char **argv,
     const size_t *argvlen)
 {
-    if (rs->ac == NULL
-        || redisAsyncCommandArgv(rs->ac, fn, data, argc, argv, argvlen)
+    if (rs->conn.ac == NULL
+        || redisAsyncCommandArgv(rs->conn.ac, fn, data, argc, argv, argvlen)
            != REDIS_OK)
     {
         return NGX_ERROR;
@@ -1256,6 +1635,11 @@ ngx_http_classify_redis_read_reply(redisAsyncContext *ac, void *reply,
     }
 
     if (rr->type == REDIS_REPLY_ERROR) {
+        if (ngx_http_classify_redis_readonly(rs, rr)) {
+            ngx_http_classify_redis_finish(op, NGX_DECLINED);
+            return;
+        }
+
         if (ngx_http_classify_redis_read_again(op, rr) == NGX_OK) {
             return;
         }
@@ -1702,6 +2086,9 @@ ngx_http_classify_redis_queued(redisAsyncContext *ac, void *reply,
 {
     if (reply) {
         ngx_http_classify_redis_answered(ac->data);
+
+        /* the rest of the transaction comes back NULL: the store is kept */
+        (void) ngx_http_classify_redis_readonly(ac->data, reply);
     }
 }
 
@@ -1735,6 +2122,11 @@ ngx_http_classify_redis_stored(redisAsyncContext *ac, void *reply,
                 break;
             }
         }
+    }
+
+    if (ngx_http_classify_redis_readonly(rs, e)) {
+        /* kept, and sent to the master the Sentinels give next */
+        return;
     }
 
     if (e->type == REDIS_REPLY_ERROR) {
@@ -1800,140 +2192,24 @@ ngx_http_classify_redis_lost(ngx_http_classify_redis_t *rs, ngx_log_t *log,
 }
 
 
-/* nginx events -> hiredis */
-
-static void
-ngx_http_classify_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t           *c = ev->data;
-    ngx_http_classify_redis_t  *rs = c->data;
-
-    redisAsyncHandleRead(rs->ac);
-}
-
-
-static void
-ngx_http_classify_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t           *c = ev->data;
-    ngx_http_classify_redis_t  *rs = c->data;
-
-    rs->writing = 1;
-    redisAsyncHandleWrite(rs->ac);
-    rs->writing = 0;
-}
-
-
-/* commands appended since: written now, outside any hiredis callback */
-
-static void
-ngx_http_classify_redis_flush_handler(ngx_event_t *ev)
-{
-    ngx_http_classify_redis_t  *rs = ev->data;
-
-    if (rs->ac == NULL || rs->connection->write->active) {
-        return;
-    }
-
-    rs->writing = 1;
-    redisAsyncHandleWrite(rs->ac);
-    rs->writing = 0;
-}
-
-
-/* hiredis -> nginx events: level-triggered, hiredis reads 16 KB a call */
-
-static void
-ngx_http_classify_redis_add_read(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    if (!c->read->active) {
-        (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
-}
-
-
-static void
-ngx_http_classify_redis_del_read(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-}
-
-
 /*
- * A command was appended.  Once connected, the socket is written at once
- * from a posted event (in this loop iteration, outside hiredis) instead of
- * asking the kernel for writability first, which costs two epoll_ctl()
- * calls and a loop turn per command; only a connect in progress and a
- * partial write (from inside redisAsyncHandleWrite()) wait for readiness.
- */
-
-static void
-ngx_http_classify_redis_add_write(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    ngx_http_classify_redis_t  *rs;
-
-    rs = c->data;
-
-    if (c->write->active) {
-        return;
-    }
-
-    if (rs->writing || !(rs->ac->c.flags & REDIS_CONNECTED)) {
-        (void) ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-        return;
-    }
-
-    if (!rs->flush.posted) {
-        ngx_post_event(&rs->flush, &ngx_posted_events);
-    }
-}
-
-
-static void
-ngx_http_classify_redis_del_write(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-/*
- * hiredis is freeing the context (an error, a disconnect, our own free),
+ * hiredis freed the connection (an error, a disconnect, our own free),
  * after every pending callback ran with NULL: reads have failed, stores
- * are queued again.  It closes the socket itself, so only the nginx
- * connection is given back here; reads that waited for the connection
- * fail, and a reconnect is scheduled.
+ * are queued again; reads that waited for the connection fail, and a
+ * reconnect is scheduled.
  */
 
 static void
-ngx_http_classify_redis_cleanup(void *data)
+ngx_http_classify_redis_closed(ngx_http_classify_hiredis_t *h,
+    const char *err)
 {
-    ngx_connection_t  *c = data;
-
-    ngx_queue_t                   *q;
-    redisAsyncContext             *ac;
-    ngx_http_classify_redis_op_t  *op;
-    ngx_http_classify_redis_t     *rs;
-
-    rs = c->data;
-    ac = rs->ac;
+    ngx_http_classify_redis_t  *rs = h->data;
 
     if (!rs->down && !rs->exiting) {
-        if (ac && ac->err) {
+        if (err) {
             ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                           "classify_redis \"%V\": connection lost: %s",
-                          &rs->name, ac->errstr);
+                          &rs->name, err);
 
         } else {
             ngx_log_error(NGX_LOG_ERR, rs->log, 0,
@@ -1944,21 +2220,6 @@ ngx_http_classify_redis_cleanup(void *data)
         rs->down = 1;
     }
 
-    ngx_http_classify_redis_del_read(c);
-    ngx_http_classify_redis_del_write(c);
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    if (rs->flush.posted) {
-        ngx_delete_posted_event(&rs->flush);
-    }
-
     if (rs->connect_timer.timer_set) {
         ngx_del_timer(&rs->connect_timer);
     }
@@ -1967,12 +2228,19 @@ ngx_http_classify_redis_cleanup(void *data)
         ngx_del_timer(&rs->stall);
     }
 
-    c->fd = (ngx_socket_t) -1;
-    ngx_free_connection(c);
-
-    rs->ac = NULL;
-    rs->connection = NULL;
     rs->outstanding = 0;
+
+    ngx_http_classify_redis_down(rs);
+}
+
+
+/* no connection: reads that waited for one fail, and a retry comes */
+
+static void
+ngx_http_classify_redis_down(ngx_http_classify_redis_t *rs)
+{
+    ngx_queue_t                   *q;
+    ngx_http_classify_redis_op_t  *op;
 
     ngx_http_classify_redis_set_state(rs, NGX_HTTP_CLASSIFY_REDIS_DOWN);
 

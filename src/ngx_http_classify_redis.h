@@ -19,6 +19,9 @@
  * appends a user turn and its answer, trims the list and sets its expiry,
  * in one transaction that is kept, and sent again after a reconnect,
  * until Redis acknowledged it; what cannot be kept is logged and counted.
+ *
+ * A classify_redis_sentinel server is the same to the caller: where the
+ * master is, and that it moved, is redis.c's own business.
  */
 
 
@@ -34,6 +37,8 @@ typedef void (*ngx_http_classify_redis_handler_pt)(void *data, ngx_int_t rc);
 
 char *ngx_http_classify_redis_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_classify_redis_sentinel_set(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_classify_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_classify_redis_exit_process(ngx_cycle_t *cycle);
 

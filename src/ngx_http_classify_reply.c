@@ -37,6 +37,8 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_reply.h"
+#include "ngx_http_classify_json.h"
 #include "ngx_http_classify_stream.h"
 
 

@@ -11,10 +11,9 @@
 
 
 #include "ngx_http_classify.h"
-
-
-static ngx_http_classify_format_e ngx_http_classify_error_format(
-    ngx_http_request_t *r);
+#include "ngx_http_classify_send.h"
+#include "ngx_http_classify_json.h"
+#include "ngx_http_classify_reply.h"
 
 
 ngx_int_t
@@ -47,8 +46,8 @@ ngx_http_classify_add_header(ngx_http_request_t *r, const char *key,
  */
 
 ngx_int_t
-ngx_http_classify_send_reply(ngx_http_request_t *r,
-    ngx_http_classify_ctx_t *ctx, ngx_http_classify_classifier_t *cl)
+ngx_http_classify_send_reply(ngx_http_request_t *r, ngx_uint_t reply_format,
+    ngx_http_classify_input_t *in, ngx_http_classify_classifier_t *cl)
 {
     ngx_str_t   body, id, content_type;
     ngx_uint_t  format, stream;
@@ -58,12 +57,11 @@ ngx_http_classify_send_reply(ngx_http_request_t *r,
 
     ngx_http_classify_reply_id(r, idbuf, &id);
 
-    format = ngx_http_classify_reply_format(ctx->conf->reply_format,
-                                       &ctx->input,
+    format = ngx_http_classify_reply_format(reply_format, in,
                                        ngx_http_classify_header_in(r,
                                              "accept", sizeof("accept") - 1));
 
-    if (ngx_http_classify_render_reply(r->pool, format, cl, &ctx->input, &id,
+    if (ngx_http_classify_render_reply(r->pool, format, cl, in, &id,
                                        ngx_time(), &content_type, &body,
                                        &stream)
         != NGX_OK)
@@ -174,8 +172,8 @@ ngx_http_classify_send_chain(ngx_http_request_t *r, ngx_uint_t status,
  */
 
 ngx_int_t
-ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *message)
+ngx_http_classify_error(ngx_http_request_t *r,
+    ngx_http_classify_format_e format, ngx_uint_t status, const char *message)
 {
     size_t        len;
     u_char       *p;
@@ -205,8 +203,7 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
         break;
     }
 
-    anthropic = (ngx_http_classify_error_format(r)
-                 == NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC);
+    anthropic = (format == NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC);
 
     if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
         if (anthropic) {
@@ -254,60 +251,6 @@ ngx_http_classify_error(ngx_http_request_t *r, ngx_uint_t status,
     body.len = b->last - b->pos;
 
     return ngx_http_classify_send(r, status, &json, &body, 0);
-}
-
-
-/*
- * The format whose error shape a client gets: the reply format when it is
- * set to one, else the body's chat format once known (even for a body
- * then refused) or the location's classify_input; for a fields body or
- * one not yet read, an "anthropic-version" header says Anthropic.
- */
-
-static ngx_http_classify_format_e
-ngx_http_classify_error_format(ngx_http_request_t *r)
-{
-    ngx_http_classify_ctx_t       *ctx;
-    ngx_http_classify_format_e     format;
-    ngx_http_classify_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_classify_module);
-
-    switch (clcf->reply_format) {
-
-    case NGX_HTTP_CLASSIFY_REPLY_ANTHROPIC:
-        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
-
-    case NGX_HTTP_CLASSIFY_REPLY_OPENAI:
-    case NGX_HTTP_CLASSIFY_REPLY_RESPONSES:
-        return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
-
-    default:
-        break;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_classify_module);
-
-    format = ctx ? ctx->input.format : NGX_HTTP_CLASSIFY_FORMAT_NONE;
-
-    if (format == NGX_HTTP_CLASSIFY_FORMAT_NONE) {
-        format = clcf->input;
-    }
-
-    if (format != NGX_HTTP_CLASSIFY_FORMAT_NONE
-        && format != NGX_HTTP_CLASSIFY_FORMAT_FIELDS)
-    {
-        return format;
-    }
-
-    if (ngx_http_classify_header_in(r, "anthropic-version",
-                                    sizeof("anthropic-version") - 1)
-        != NULL)
-    {
-        return NGX_HTTP_CLASSIFY_FORMAT_ANTHROPIC;
-    }
-
-    return NGX_HTTP_CLASSIFY_FORMAT_OPENAI;
 }
 
 

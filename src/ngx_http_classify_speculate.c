@@ -33,6 +33,8 @@
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_speculate.h"
+#include "ngx_http_classify_gate.h"
+#include "ngx_http_classify_metrics.h"
 
 
 static void ngx_http_classify_speculate_run(ngx_http_request_t *sr);

@@ -24,6 +24,7 @@
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_jsonr.h"
 #include "ngx_http_classify_stream.h"
+#include "ngx_http_classify_verdict.h"
 
 
 static ngx_int_t ngx_http_classify_sse_emit(ngx_http_classify_sse_t *sse,

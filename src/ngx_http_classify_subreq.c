@@ -23,6 +23,8 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_subreq.h"
+#include "ngx_http_classify_verdict.h"
 
 
 #define NGX_HTTP_CLASSIFY_ANSWER_START  1024
@@ -35,6 +37,7 @@ static void ngx_http_classify_call_record(ngx_http_classify_call_t *call,
     ngx_http_request_t *sr, ngx_int_t rc);
 static void ngx_http_classify_call_timeout(ngx_event_t *ev);
 static void ngx_http_classify_call_close(ngx_http_classify_call_t *call);
+static void ngx_http_classify_call_drop(ngx_http_request_t *sr);
 static void ngx_http_classify_call_cleanup(void *data);
 static ngx_int_t ngx_http_classify_call_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr, ngx_str_t *body);
@@ -182,20 +185,23 @@ ngx_http_classify_call_headers(ngx_http_request_t *r, ngx_http_request_t *sr,
 {
     ngx_table_elt_t  *h;
 
-    sr->headers_in.content_length_n = body->len;
-    sr->headers_in.content_length = NULL;
-    sr->headers_in.chunked = 0;
-
     /*
      * client_max_body_size limits what a client sends, and the client's
      * body passed the gate's; the body built here (prompt, context and
      * query) must not be refused with a 413 by the classifier location's
-     * limit.  nginx skips that check for a request whose body is being
-     * discarded; the flag is dropped again once the location is found
-     * (ngx_http_classify_call_phase()).
+     * limit.  nginx checks a request's Content-Length against it when the
+     * location is found: the length is unknown until then, and set once
+     * the location is (ngx_http_classify_call_phase(), before any content
+     * handler reads it).  Not discard_body, which skips the check too: a
+     * subrequest ending with that flag makes ngx_http_finalize_connection()
+     * arm the client connection's read timer with lingering_timeout, and
+     * when that fires during a slow decision the client's next keep-alive
+     * request is closed unanswered.
      */
 
-    sr->discard_body = 1;
+    sr->headers_in.content_length_n = -1;
+    sr->headers_in.content_length = NULL;
+    sr->headers_in.chunked = 0;
 
     /*
      * the subrequest's header list aliases the client's: give it a list of
@@ -247,7 +253,7 @@ ngx_http_classify_call_run(ngx_http_request_t *sr)
                        &call->classifier->name);
 
         /* balances the r->main->count of ngx_http_subrequest() */
-        ngx_http_finalize_request(sr, NGX_DONE);
+        ngx_http_classify_call_drop(sr);
         return;
     }
 
@@ -258,20 +264,24 @@ ngx_http_classify_call_run(ngx_http_request_t *sr)
 
 
 /*
- * A PREACCESS phase handler: the location of a classifier call is found,
- * and discard_body has done its only job (skipping client_max_body_size).
- * Left set, every NGX_DONE finalization of the subrequest (the proxy's
- * content handler returns one) makes ngx_http_finalize_connection() arm the
- * client connection's read timer with lingering_timeout; when that fires
- * during a slow decision, c->read->timedout stays set and the client's next
- * keep-alive request is closed unanswered.
+ * A PREACCESS phase handler: the location of a classifier call is found
+ * (client_max_body_size was not checked against the body the gate built),
+ * so its length can be known now, before the proxy's content handler sends
+ * it as Content-Length.
  */
 
 static ngx_int_t
 ngx_http_classify_call_phase(ngx_http_request_t *r)
 {
-    if (r->discard_body && ngx_http_classify_is_call(r)) {
-        r->discard_body = 0;
+    ngx_buf_t  *b;
+
+    if (r->headers_in.content_length_n == -1
+        && r->request_body
+        && r->request_body->bufs
+        && ngx_http_classify_is_call(r))
+    {
+        b = r->request_body->bufs->buf;
+        r->headers_in.content_length_n = b->last - b->pos;
     }
 
     return NGX_DECLINED;
@@ -547,7 +557,28 @@ ngx_http_classify_call_close(ngx_http_classify_call_t *call)
 
     if (u && u->cleanup && *u->cleanup) {
         (*u->cleanup)(sr);
+        return;
     }
+
+    /*
+     * it ran and waits for something else than an upstream: a limit_req
+     * delay, whose timer wakes the main request and never this one; at
+     * its next turn it is finalized, and its reference goes
+     */
+
+    sr->write_event_handler = ngx_http_classify_call_drop;
+
+    (void) ngx_http_post_request(sr, NULL);
+}
+
+
+static void
+ngx_http_classify_call_drop(ngx_http_request_t *sr)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "classify: a call closed while it waited");
+
+    ngx_http_finalize_request(sr, NGX_DONE);
 }
 
 

@@ -7,6 +7,7 @@
 
 
 #include "ngx_http_classify.h"
+#include "ngx_http_classify_verdict.h"
 #include "ngx_http_classify_jsonr.h"
 
 

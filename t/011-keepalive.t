@@ -112,3 +112,28 @@ client timed out
 ["generated\n", "pong\n"]
 --- no_error_log
 client timed out
+
+
+
+=== TEST 5: a classifier location that answers in its rewrite phase (return), listed after a slow one: the pipelined request is answered
+--- http_config
+    classifier a { pass /_c/a; prompt "a?"; reply "A blocks."; }
+    classifier b { pass /_c/b; prompt "b?"; reply "B blocks."; }
+--- config
+    lingering_timeout 1s;
+    location = /chat { classify b a; classify_pass /_gen; }
+    location = /_gen { internal; return 200 "generated\n"; }
+    location = /ping { return 200 "pong\n"; }
+    location /_c/a { internal; return 200 '{"choices":[{"message":{"content":"no"}}]}'; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=kb5&verdict=no&delay=1.5; }
+--- pipelined_requests eval
+["POST /chat
+{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+"GET /ping"]
+--- error_code eval
+[200, 200]
+--- response_body eval
+["generated\n", "pong\n"]
+--- no_error_log
+[error]
+client timed out

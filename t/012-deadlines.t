@@ -56,3 +56,28 @@ classify_timeout expired while reading the context of "chat:s1" from redis
 POST /chat
 {"user_query":"q"}
 --- response_body_like: ^passed in (39\d|[4-6]\d\d)\.\d{3} ms: a:timeout:(39\d|[4-6]\d\d)\.\d{3},b:negative:\d+\.\d{3}$
+
+
+
+=== TEST 4: a classifier location that delays its requests (limit_req with a burst): a call still waiting when it times out is dropped, and the connection is not held
+--- http_config
+    limit_req_zone $server_port zone=cls:1m rate=1r/s;
+    classifier d { pass /_c/d; protocol json; reply "D blocks"; timeout 300ms; }
+--- config
+    location = /chat { classify d; classify_pass /_gen; }
+    location = /_gen { internal; return 200 "passed: $classify_results\n"; }
+    location /_c/d {
+        internal;
+        limit_req zone=cls burst=10;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=dl4d;
+    }
+--- pipelined_requests eval
+["POST /chat
+{\"user_query\":\"q1\"}",
+"POST /chat
+{\"user_query\":\"q2\"}"]
+--- timeout: 6
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+["^passed: d:negative:", "^passed: d:timeout:"]
