@@ -11,6 +11,7 @@
 #   make fuzz       libFuzzer targets for the pure parts, FUZZ_SECONDS each
 #   make fuzz-long  ... 10 M inputs each; make fuzz-cost: the parser's cost
 #   make bench-speculate  classify_speculate's time to first token
+#   make bench-guard  what the streaming output guard costs
 #   make soak       the bounded soak: SOAK_SECONDS (300) at SOAK_CONC (200)
 #                   connections, faults and Redis restarts (soak/run);
 #                   SOAK_CACHE=1 with the verdict cache and repeats
@@ -261,9 +262,9 @@ FUZZ_RUNS    ?=
 FUZZ_LONG_RUNS ?= 10000000
 FUZZ_MAX_LEN ?= 1048576
 FUZZ_TIMEOUT ?= 2
-FUZZ_TARGETS ?= input answer reply
+FUZZ_TARGETS ?= input answer reply stream
 FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c jsonr.c \
-                verdict.c reply.c)
+                verdict.c reply.c stream.c)
 FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
                 event/modules os/unix http http/modules http/v2) \
                 -I $(BUILD)/objs -I src -I fuzz
@@ -391,6 +392,17 @@ bench-speculate: deps-test build
 	$(call apt_ensure,$(DEB_BENCH) $(DEB_PEERS))
 	@$(MAKE) --no-print-directory $(BENCH_BINS)
 	QUICK=$(QUICK) BIN=$(BIN) bench/speculate/run
+
+# make bench-guard: what the streaming output guard (classify_output) costs:
+# time to first token, the lag of the answer's events behind the backend,
+# worker CPU per streamed request, guard off against hold, a smaller
+# window and release (bench/guard/run; ports 18580 and 18590; QUICK=1 for
+# c=1 and 64 only)
+.PHONY: bench-guard
+bench-guard: deps-test build
+	$(call apt_ensure,$(DEB_BENCH))
+	@$(MAKE) --no-print-directory $(MOCK) $(BIN)/classify-load
+	QUICK=$(QUICK) BIN=$(BIN) bench/guard/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in
