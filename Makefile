@@ -17,6 +17,7 @@
 #                   gate's own (bench/run); QUICK=1 for a short run (CI)
 #   make bench-cache      the verdict cache's benchmark
 #   make bench-speculate  classify_speculate's time to first token
+#   make bench-guard      what the streaming output guard costs
 #   make deb        the Debian package libnginx-mod-http-classify
 #   make deb-check  ... installed, and nginx -t with a configuration using it
 #   make clean
@@ -263,9 +264,9 @@ FUZZ_RUNS    ?=
 FUZZ_LONG_RUNS ?= 10000000
 FUZZ_MAX_LEN ?= 1048576
 FUZZ_TIMEOUT ?= 2
-FUZZ_TARGETS ?= input answer reply
+FUZZ_TARGETS ?= input answer reply stream
 FUZZ_PURE    := $(addprefix src/ngx_http_classify_,input.c json.c jsonr.c \
-                verdict.c reply.c)
+                verdict.c reply.c stream.c)
 FUZZ_INCS    := $(addprefix -I $(BUILD)/nginx-src/src/,core event \
                 event/modules os/unix http http/modules http/v2) \
                 -I $(BUILD)/objs -I src -I fuzz
@@ -391,6 +392,17 @@ bench-cache: bench-tools
 # requests' generations cost (bench/speculate/run; ports 18480-18482, 18490)
 bench-speculate: bench-tools
 	$(BENCH_RUN) bench/speculate/run
+
+# make bench-guard: what the streaming output guard (classify_output) costs:
+# time to first token, the lag of the answer's events behind the backend,
+# worker CPU per streamed request, guard off against hold, a smaller
+# window and release (bench/guard/run; ports 18580 and 18590; QUICK=1 for
+# c=1 and 64 only)
+.PHONY: bench-guard
+bench-guard: deps-test build
+	$(call apt_ensure,$(DEB_BENCH))
+	@$(MAKE) --no-print-directory $(MOCK) $(BIN)/classify-load
+	QUICK=$(QUICK) BIN=$(BIN) bench/guard/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in

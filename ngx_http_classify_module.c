@@ -19,6 +19,7 @@
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
 #include "ngx_http_classify_speculate.h"
+#include "ngx_http_classify_guard.h"
 
 
 static ngx_int_t ngx_http_classify_add_variables(ngx_conf_t *cf);
@@ -32,6 +33,9 @@ static ngx_http_complex_value_t *ngx_http_classify_default_key(
     ngx_conf_t *cf);
 static char *ngx_http_classify_find(ngx_conf_t *cf,
     ngx_http_classify_loc_conf_t *conf);
+static ngx_array_t *ngx_http_classify_lookup(ngx_conf_t *cf,
+    ngx_http_classify_listed_t *listed, const char *directive,
+    ngx_uint_t *max_context);
 static char *ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -39,6 +43,8 @@ static char *ngx_http_classify_pass_set(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_classify_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_classify_check_size(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_classify_check_buffer(ngx_conf_t *cf, void *post,
     void *data);
 
 static ngx_int_t ngx_http_classify_verdict_variable(ngx_http_request_t *r,
@@ -53,6 +59,16 @@ static ngx_int_t ngx_http_classify_format_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_classify_call_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_var_str(ngx_http_variable_value_t *v,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_classify_var_ms(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, ngx_msec_int_t usec);
+static ngx_int_t ngx_http_classify_output_verdict_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_output_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_classify_output_results_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_conf_enum_t  ngx_http_classify_modes[] = {
@@ -98,6 +114,13 @@ static ngx_conf_enum_t  ngx_http_classify_reply_formats[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_classify_output_modes[] = {
+    { ngx_string("hold"), NGX_HTTP_CLASSIFY_OUTPUT_HOLD },
+    { ngx_string("release"), NGX_HTTP_CLASSIFY_OUTPUT_RELEASE },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_classify_context_max_bounds = {
     ngx_conf_check_num_bounds, 1, 100000
 };
@@ -105,6 +128,11 @@ static ngx_conf_num_bounds_t  ngx_http_classify_context_max_bounds = {
 
 static ngx_conf_post_t  ngx_http_classify_context_max_size_post = {
     ngx_http_classify_check_size
+};
+
+
+static ngx_conf_post_t  ngx_http_classify_output_buffer_post = {
+    ngx_http_classify_check_buffer
 };
 
 
@@ -121,7 +149,7 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_classify_set,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_classify_loc_conf_t, listed),
       NULL },
 
     { ngx_string("classify_pass"),
@@ -299,6 +327,34 @@ static ngx_command_t  ngx_http_classify_commands[] = {
       offsetof(ngx_http_classify_loc_conf_t, speculate_buffer),
       NULL },
 
+    { ngx_string("classify_output"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_classify_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, output_listed),
+      NULL },
+
+    { ngx_string("classify_output_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, output_window),
+      &ngx_http_classify_context_max_size_post },
+
+    { ngx_string("classify_output_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_classify_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, output_mode),
+      &ngx_http_classify_output_modes },
+
+    { ngx_string("classify_output_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_classify_loc_conf_t, output_buffer),
+      &ngx_http_classify_output_buffer_post },
+
       ngx_null_command
 };
 
@@ -354,6 +410,18 @@ static ngx_http_variable_t  ngx_http_classify_vars[] = {
 
     { ngx_string("classify_format"), NULL,
       ngx_http_classify_format_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_output_verdict"), NULL,
+      ngx_http_classify_output_verdict_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_output_time"), NULL,
+      ngx_http_classify_output_time_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("classify_output_results"), NULL,
+      ngx_http_classify_output_results_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* $classify_<name>_verdict, $classify_<name>_time */
@@ -449,12 +517,14 @@ ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     conf->names = NULL;
+     *     conf->listed = { NULL, NULL, 0 };
      *     conf->classifiers = NULL;
      *     conf->pass = { 0, NULL };
      *     conf->query_field = { 0, NULL };
      *     conf->session_field = { 0, NULL };
      *     conf->max_context = 0;
+     *     conf->output_listed = { NULL, NULL, 0 };
+     *     conf->output = NULL;
      */
 
     conf->mode = NGX_CONF_UNSET_UINT;
@@ -475,6 +545,9 @@ ngx_http_classify_create_loc_conf(ngx_conf_t *cf)
     conf->cache_valid = NGX_CONF_UNSET_MSEC;
     conf->speculate = NGX_CONF_UNSET;
     conf->speculate_buffer = NGX_CONF_UNSET_SIZE;
+    conf->output_window = NGX_CONF_UNSET_SIZE;
+    conf->output_mode = NGX_CONF_UNSET_UINT;
+    conf->output_buffer = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }
@@ -518,6 +591,11 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->speculate, prev->speculate, 0);
     ngx_conf_merge_size_value(conf->speculate_buffer, prev->speculate_buffer,
                               64 * 1024);
+    ngx_conf_merge_size_value(conf->output_window, prev->output_window, 256);
+    ngx_conf_merge_uint_value(conf->output_mode, prev->output_mode,
+                              NGX_HTTP_CLASSIFY_OUTPUT_HOLD);
+    ngx_conf_merge_size_value(conf->output_buffer, prev->output_buffer,
+                              64 * 1024);
 
     if (conf->timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -549,7 +627,9 @@ ngx_http_classify_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    if (conf->names == NULL || conf->classifiers) {
+    if ((conf->listed.names == NULL || conf->classifiers)
+        && (conf->output_listed.names == NULL || conf->output))
+    {
         return NGX_CONF_OK;
     }
 
@@ -584,29 +664,95 @@ ngx_http_classify_default_key(ngx_conf_t *cf)
 
 
 /*
- * "classify" names classifiers that may be defined anywhere in http{}:
- * they are looked up here, once the whole block has been read
+ * "classify" and "classify_output" name classifiers that may be defined
+ * anywhere in http{}: they are looked up here, once the whole block has
+ * been read.  The context parsed from a body (or read from Redis) is the
+ * largest any of them needs.
  */
 
 static char *
 ngx_http_classify_find(ngx_conf_t *cf, ngx_http_classify_loc_conf_t *conf)
 {
+    ngx_uint_t                       i;
+    ngx_http_classify_listed_t      *listed;
+    ngx_http_classify_main_conf_t   *cmcf;
+    ngx_http_classify_classifier_t **clp;
+
+    if (conf->listed.names) {
+        conf->classifiers = ngx_http_classify_lookup(cf, &conf->listed,
+                                                     "classify",
+                                                     &conf->max_context);
+        if (conf->classifiers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        /* an output guard alone: a gate without input classifiers */
+        conf->classifiers = ngx_array_create(cf->pool, 1,
+                                    sizeof(ngx_http_classify_classifier_t *));
+        if (conf->classifiers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+    }
+
+    if (conf->output_listed.names) {
+        conf->output = ngx_http_classify_lookup(cf, &conf->output_listed,
+                                                "classify_output",
+                                                &conf->max_context);
+        if (conf->output == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_classify_module);
+        cmcf->output = 1;
+
+        clp = conf->output->elts;
+
+        for (i = 0; i < conf->output->nelts; i++) {
+            clp[i]->output = 1;
+        }
+    }
+
+    if (conf->pass.len == 0) {
+        listed = conf->listed.names ? &conf->listed : &conf->output_listed;
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%s\" directive in %s:%ui needs "
+                      "\"classify_pass\": where passing requests go",
+                      conf->listed.names ? "classify" : "classify_output",
+                      listed->file, listed->line);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the classifiers of those names, in that order */
+
+static ngx_array_t *
+ngx_http_classify_lookup(ngx_conf_t *cf, ngx_http_classify_listed_t *listed,
+    const char *directive, ngx_uint_t *max_context)
+{
     ngx_str_t                       *name;
     ngx_uint_t                       i, j;
+    ngx_array_t                     *a;
     ngx_http_classify_main_conf_t   *cmcf;
     ngx_http_classify_classifier_t  *cl, **clp;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_classify_module);
 
-    conf->classifiers = ngx_array_create(cf->pool, conf->names->nelts,
-                                    sizeof(ngx_http_classify_classifier_t *));
-    if (conf->classifiers == NULL) {
-        return NGX_CONF_ERROR;
+    a = ngx_array_create(cf->pool, listed->names->nelts,
+                         sizeof(ngx_http_classify_classifier_t *));
+    if (a == NULL) {
+        return NULL;
     }
 
-    name = conf->names->elts;
+    name = listed->names->elts;
 
-    for (i = 0; i < conf->names->nelts; i++) {
+    for (i = 0; i < listed->names->nelts; i++) {
         cl = cmcf->classifiers.elts;
 
         for (j = 0; j < cmcf->classifiers.nelts; j++) {
@@ -620,56 +766,54 @@ ngx_http_classify_find(ngx_conf_t *cf, ngx_http_classify_loc_conf_t *conf)
 
         if (j == cmcf->classifiers.nelts) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "unknown classifier \"%V\" in \"classify\" "
+                          "unknown classifier \"%V\" in \"%s\" "
                           "directive in %s:%ui",
-                          &name[i], conf->file, conf->line);
-            return NGX_CONF_ERROR;
+                          &name[i], directive, listed->file, listed->line);
+            return NULL;
         }
 
-        clp = ngx_array_push(conf->classifiers);
+        clp = ngx_array_push(a);
         if (clp == NULL) {
-            return NGX_CONF_ERROR;
+            return NULL;
         }
 
         *clp = &cl[j];
 
-        if (cl[j].context > conf->max_context) {
-            conf->max_context = cl[j].context;
+        if (cl[j].context > *max_context) {
+            *max_context = cl[j].context;
         }
     }
 
-    if (conf->pass.len == 0) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"classify\" directive in %s:%ui needs "
-                      "\"classify_pass\": where passing requests go",
-                      conf->file, conf->line);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
+    return a;
 }
 
 
-/* classify NAME ...; */
+/*
+ * classify NAME ...; classify_output NAME ...; either makes the location
+ * a gate (an output guard alone is a gate without input classifiers)
+ */
 
 static char *
 ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_classify_loc_conf_t *clcf = conf;
+    char  *p = conf;
 
-    ngx_str_t                 *value, *name;
-    ngx_uint_t                 i, j;
-    ngx_http_core_loc_conf_t  *core;
+    ngx_str_t                   *value, *name;
+    ngx_uint_t                   i, j;
+    ngx_http_core_loc_conf_t    *core;
+    ngx_http_classify_listed_t  *listed;
 
-    if (clcf->names) {
+    listed = (ngx_http_classify_listed_t *) (p + cmd->offset);
+
+    if (listed->names) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    clcf->names = ngx_array_create(cf->pool, cf->args->nelts - 1,
-                                   sizeof(ngx_str_t));
-    if (clcf->names == NULL) {
+    listed->names = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                     sizeof(ngx_str_t));
+    if (listed->names == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -686,7 +830,7 @@ ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
         }
 
-        name = ngx_array_push(clcf->names);
+        name = ngx_array_push(listed->names);
         if (name == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -694,8 +838,8 @@ ngx_http_classify_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         *name = value[i];
     }
 
-    clcf->file = cf->conf_file->file.name.data;
-    clcf->line = cf->conf_file->line;
+    listed->file = cf->conf_file->file.name.data;
+    listed->line = cf->conf_file->line;
 
     core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     core->handler = ngx_http_classify_handler;
@@ -783,11 +927,21 @@ ngx_http_classify_check_size(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+/* room for the events of a window, in every format */
+
+static char *
+ngx_http_classify_check_buffer(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *sp = data;
+
+    return *sp >= 1024 ? NGX_CONF_OK : "must be at least 1k";
+}
+
+
 static ngx_int_t
 ngx_http_classify_verdict_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                *name;
     ngx_http_classify_ctx_t  *ctx;
 
     ctx = ngx_http_classify_get_ctx(r->main);
@@ -799,15 +953,7 @@ ngx_http_classify_verdict_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    name = ngx_http_classify_verdict_name(ctx);
-
-    v->data = name->data;
-    v->len = name->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_classify_var_str(v, ngx_http_classify_verdict_name(ctx));
 }
 
 
@@ -815,7 +961,6 @@ static ngx_int_t
 ngx_http_classify_time_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                   *p;
     ngx_http_classify_ctx_t  *ctx;
 
     ctx = ngx_http_classify_get_ctx(r->main);
@@ -825,20 +970,7 @@ ngx_http_classify_time_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, NGX_HTTP_CLASSIFY_MS_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    v->data = p;
-    v->len = ngx_http_classify_print_ms(p, p + NGX_HTTP_CLASSIFY_MS_LEN,
-                                        ctx->usec)
-             - p;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_classify_var_ms(r, v, ctx->usec);
 }
 
 
@@ -855,13 +987,7 @@ ngx_http_classify_session_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->data = ctx->input.session.data;
-    v->len = ctx->input.session.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_classify_var_str(v, &ctx->input.session);
 }
 
 
@@ -871,7 +997,6 @@ static ngx_int_t
 ngx_http_classify_format_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                *name;
     ngx_http_classify_ctx_t  *ctx;
 
     ctx = ngx_http_classify_get_ctx(r->main);
@@ -881,15 +1006,8 @@ ngx_http_classify_format_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    name = &ngx_http_classify_format_names[ctx->input.format];
-
-    v->data = name->data;
-    v->len = name->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_classify_var_str(v,
+                         &ngx_http_classify_format_names[ctx->input.format]);
 }
 
 
@@ -904,6 +1022,7 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
 {
     u_char                    *p, *last;
     size_t                     len;
+    ngx_str_t                  value;
     ngx_uint_t                 i;
     ngx_http_classify_ctx_t   *ctx;
     ngx_http_classify_call_t  *call;
@@ -939,12 +1058,10 @@ ngx_http_classify_results_variable(ngx_http_request_t *r,
         p = ngx_http_classify_print_ms(p, last, call->usec);
     }
 
-    v->len = p - v->data;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    value.data = v->data;
+    value.len = p - v->data;
 
-    return NGX_OK;
+    return ngx_http_classify_var_str(v, &value);
 }
 
 
@@ -1036,3 +1153,140 @@ ngx_http_classify_call_variable(ngx_http_request_t *r,
     return NGX_OK;
 }
 
+
+
+/*
+ * $classify_output_verdict: the output classifier that cut the answer,
+ * "pass" when it went out whole, "error" when it could not be judged and
+ * went out; not found without an output guard, or while the answer goes
+ */
+
+static ngx_int_t
+ngx_http_classify_output_verdict_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *name;
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    name = (ctx && ctx->guard)
+           ? ngx_http_classify_guard_verdict_name(ctx->guard) : NULL;
+
+    if (name == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    return ngx_http_classify_var_str(v, name);
+}
+
+
+/* $classify_output_time: the milliseconds the judgements took, in all */
+
+static ngx_int_t
+ngx_http_classify_output_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_classify_ctx_t  *ctx;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->guard == NULL || ctx->guard->judgements == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    return ngx_http_classify_var_ms(r, v, ctx->guard->usec);
+}
+
+
+/*
+ * $classify_output_results: "name:outcome:ms,..." in classify_output's
+ * order, each output classifier's last outcome and its calls' time
+ */
+
+static ngx_int_t
+ngx_http_classify_output_results_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                           *p, *last;
+    size_t                            len;
+    ngx_str_t                         value;
+    ngx_uint_t                        i;
+    ngx_http_classify_ctx_t          *ctx;
+    ngx_http_classify_guard_t        *g;
+    ngx_http_classify_classifier_t  **cl;
+
+    ctx = ngx_http_classify_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->guard == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    g = ctx->guard;
+    cl = ctx->conf->output->elts;
+    len = 0;
+
+    for (i = 0; i < ctx->conf->output->nelts; i++) {
+        len += cl[i]->name.len + sizeof(",:positive:")
+               + NGX_HTTP_CLASSIFY_MS_LEN;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    last = p + len;
+
+    for (i = 0; i < ctx->conf->output->nelts; i++) {
+        p = ngx_slprintf(p, last, "%s%V:%V:", i ? "," : "", &cl[i]->name,
+                         &ngx_http_classify_outcome_names[g->cl[i].outcome]);
+        p = ngx_http_classify_print_ms(p, last, g->cl[i].usec);
+    }
+
+    value.data = v->data;
+    value.len = p - v->data;
+
+    return ngx_http_classify_var_str(v, &value);
+}
+
+
+/* a variable's value: a string that lives as long as the request */
+
+static ngx_int_t
+ngx_http_classify_var_str(ngx_http_variable_value_t *v, ngx_str_t *value)
+{
+    v->data = value->data;
+    v->len = value->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* ... microseconds printed as milliseconds, "12.345" */
+
+static ngx_int_t
+ngx_http_classify_var_ms(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    ngx_msec_int_t usec)
+{
+    ngx_str_t  value;
+
+    value.data = ngx_pnalloc(r->pool, NGX_HTTP_CLASSIFY_MS_LEN);
+    if (value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.len = ngx_http_classify_print_ms(value.data,
+                                           value.data
+                                           + NGX_HTTP_CLASSIFY_MS_LEN, usec)
+                - value.data;
+
+    return ngx_http_classify_var_str(v, &value);
+}

@@ -18,7 +18,7 @@
  *   classify-load -u URL [-c CONC] [-n COUNT] [-t SECONDS] [-T REQ_TIMEOUT]
  *                 [-w WARMUP] [-H 'Name: value']... [-S SESSIONS]
  *                 [-q QUESTION] [-i FIRST_RID] [-o CSV] [-l LABEL]
- *                 [-h HOLD_SECONDS] [-r REPEAT_PERCENT]
+ *                 [-h HOLD_SECONDS] [-r REPEAT_PERCENT] [-L TTFT_MS,GAP_MS]
  *
  *   -c  concurrent requests (slots), default 1
  *   -n  measured requests, default 100
@@ -39,12 +39,18 @@
  *       earlier request of the run (drawn from the rid, so a run is the
  *       same every time), the others a question of their own: the verdict
  *       cache's workload (default 0)
+ *   -L  lag: the backend sends content event k at TTFT + k * GAP ms after
+ *       the request (the mock's delay= and gap=); each content event's lag
+ *       is how much later than that it arrived, and each request's largest
+ *       and mean lag go to the summary (lagmax_, lagmean_) and the CSV:
+ *       what an output guard holding the stream adds
  * Every request also carries "X-Bench-Rid: <rid>", for server logs.
  *
  * The summary line (stdout), for scripts:
  *   summary label=L n=N ok=OK err=E verdicts=V wall_s=W rps=R cpu_s=C
  *     hdr_p50=... hdr_p90=... hdr_p99=... hdr_max=...   (and the same for
- *     fb_ (first byte), tok_ (first token), total_); cpu_s is the
+ *     fb_ (first byte), tok_ (first token), total_, and with -L lagmax_
+ *     and lagmean_); cpu_s is the
  *     client's own CPU time (user + system) for the whole run
  *
  * Build: gcc -O2 -Wall -o classify-load classify-load.c -lcurl
@@ -72,6 +78,8 @@ typedef struct {
     int       warmup;
     double    start;             /* ms since the run started */
     double    hdr, fb, tok, total;
+    double    lag_max, lag_sum;  /* -L */
+    int       lag_n;
     long      bytes;
     int       events;
     int       done;
@@ -102,6 +110,7 @@ static int         n_user_headers;
 static int         sessions;
 static int         repeat_pct;
 static long        repeat_first;
+static double      lag_ttft = -1, lag_gap;
 
 
 static double
@@ -200,8 +209,9 @@ header_cb(char *p, size_t size, size_t n, void *userp)
 static void
 sse_line(slot_t *s)
 {
-    char   *p = s->line;
-    size_t  len = s->line_len;
+    char    *p = s->line;
+    size_t   len = s->line_len;
+    double   now, lag;
 
     if (len && p[len - 1] == '\r') len--;
 
@@ -220,10 +230,21 @@ sse_line(slot_t *s)
         return;
     }
 
-    if (s->res->tok == 0 && memmem(p, len, "\"content\":\"", 11) != NULL
+    if (memmem(p, len, "\"content\":\"", 11) != NULL
         && memmem(p, len, "\"content\":\"\"", 12) == NULL)
     {
-        s->res->tok = now_ms() - s->t0;
+        now = now_ms() - s->t0;
+
+        if (s->res->tok == 0) {
+            s->res->tok = now;
+        }
+
+        if (lag_ttft >= 0) {
+            lag = now - (lag_ttft + s->res->lag_n * lag_gap);
+            s->res->lag_max = s->res->lag_n ? fmax(s->res->lag_max, lag) : lag;
+            s->res->lag_sum += lag;
+            s->res->lag_n++;
+        }
     }
 }
 
@@ -398,8 +419,10 @@ stats(const char *name, result_t *r, size_t n, int which, char *out,
 
     for (i = 0; i < n; i++) {
         if (r[i].warmup || r[i].curl_err || r[i].status != 200) continue;
+        if (which >= 4 && r[i].lag_n == 0) continue;
         v[m++] = which == 0 ? r[i].hdr : which == 1 ? r[i].fb
-                 : which == 2 ? r[i].tok : r[i].total;
+                 : which == 2 ? r[i].tok : which == 3 ? r[i].total
+                 : which == 4 ? r[i].lag_max : r[i].lag_sum / r[i].lag_n;
     }
 
     qsort(v, m, sizeof(double), cmp_double);
@@ -422,7 +445,7 @@ usage(const char *me)
     fprintf(stderr, "usage: %s -u URL [-c CONC] [-n COUNT] [-w WARMUP] "
             "[-t SECONDS] [-T REQ_TIMEOUT] [-H 'Name: value']... "
             "[-S SESSIONS] [-q QUESTION] [-i FIRST_RID] [-o CSV] "
-            "[-l LABEL] [-h] [-r REPEAT_PERCENT]\n", me);
+            "[-l LABEL] [-h] [-r REPEAT_PERCENT] [-L TTFT_MS,GAP_MS]\n", me);
     exit(2);
 }
 
@@ -451,7 +474,7 @@ main(int argc, char **argv)
     struct rusage       ru;
     struct epoll_event  evs[256];
 
-    while ((opt = getopt(argc, argv, "u:c:n:w:t:T:H:S:q:i:o:l:hr:")) != -1) {
+    while ((opt = getopt(argc, argv, "u:c:n:w:t:T:H:S:q:i:o:l:hr:L:")) != -1) {
         switch (opt) {
         case 'u': url = optarg; break;
         case 'c': conc = atoi(optarg); break;
@@ -470,6 +493,13 @@ main(int argc, char **argv)
         case 'l': label = optarg; break;
         case 'h': hold = 1; break;
         case 'r': repeat_pct = atoi(optarg); break;
+        case 'L':
+            if (sscanf(optarg, "%lf,%lf", &lag_ttft, &lag_gap) != 2
+                || lag_ttft < 0 || lag_gap < 0)
+            {
+                usage(argv[0]);
+            }
+            break;
         default: usage(argv[0]);
         }
     }
@@ -662,6 +692,13 @@ main(int argc, char **argv)
     left -= strlen(p); p += strlen(p);
     stats("total", res, (size_t) started, 3, p, left);
 
+    if (lag_ttft >= 0) {
+        left -= strlen(p); p += strlen(p);
+        stats("lagmax", res, (size_t) started, 4, p, left);
+        left -= strlen(p); p += strlen(p);
+        stats("lagmean", res, (size_t) started, 5, p, left);
+    }
+
     printf("%s\n", line);
 
     if (csv) {
@@ -672,15 +709,23 @@ main(int argc, char **argv)
         }
 
         fprintf(f, "label,rid,start_ms,status,curl_err,hdr_ms,first_byte_ms,"
-                "first_token_ms,total_ms,bytes,events,done,verdict\n");
+                "first_token_ms,total_ms,bytes,events,done,verdict%s\n",
+                lag_ttft >= 0 ? ",lag_max_ms,lag_mean_ms" : "");
 
         for (i = 0; i < (int) started; i++) {
             if (res[i].warmup) continue;
-            fprintf(f, "%s,%ld,%.3f,%ld,%d,%.3f,%.3f,%.3f,%.3f,%ld,%d,%d,%s\n",
+            fprintf(f, "%s,%ld,%.3f,%ld,%d,%.3f,%.3f,%.3f,%.3f,%ld,%d,%d,%s",
                     label, res[i].rid, res[i].start, res[i].status,
                     res[i].curl_err, res[i].hdr, res[i].fb, res[i].tok,
                     res[i].total, res[i].bytes, res[i].events, res[i].done,
                     res[i].verdict);
+
+            if (lag_ttft >= 0) {
+                fprintf(f, ",%.3f,%.3f", res[i].lag_max,
+                        res[i].lag_n ? res[i].lag_sum / res[i].lag_n : 0.0);
+            }
+
+            fprintf(f, "\n");
         }
 
         fclose(f);

@@ -17,6 +17,8 @@
  *   - ngx_sprintf() knows %V, %T, %ui, %i, %uz, %s and %d, and aborts on
  *     anything else, so that a new format in the module fails loudly here
  *     instead of being printed wrongly;
+ *   - ngx_atoi() reads a non-negative decimal number, NGX_ERROR for
+ *     anything else or one too big, as nginx's;
  *   - ngx_escape_json(), ngx_strlow() and ngx_strlcasestrn() give nginx's
  *     results byte for byte: the module sizes its buffers with
  *     ngx_escape_json(NULL, ...), so the length and the bytes written must
@@ -218,6 +220,34 @@ ngx_sprintf(u_char *buf, const char *fmt, ...)
     va_end(args);
 
     return p;
+}
+
+
+ngx_int_t
+ngx_atoi(u_char *line, size_t n)
+{
+    ngx_int_t  value, cutoff, cutlim;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    cutoff = NGX_MAX_INT_T_VALUE / 10;
+    cutlim = NGX_MAX_INT_T_VALUE % 10;
+
+    for (value = 0; n--; line++) {
+        if (*line < '0' || *line > '9') {
+            return NGX_ERROR;
+        }
+
+        if (value >= cutoff && (value > cutoff || *line - '0' > cutlim)) {
+            return NGX_ERROR;
+        }
+
+        value = value * 10 + (*line - '0');
+    }
+
+    return value;
 }
 
 

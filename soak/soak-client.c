@@ -52,12 +52,22 @@
  * REQ_TIMEOUT seconds is "missing".  A reused keep-alive connection that
  * the server closes before answering is a failure too.
  *
+ * With -G (soak/run SOAK_GUARD=1) the streamed answers of the main and
+ * the tight location are judged by the output classifier g (hold mode in
+ * the main location, release in the tight one), whose behaviour is drawn
+ * too: negative 60%, failing (fails open) 15%, positive at once 10%,
+ * positive on the word "pizza" of a generation that has it 15%.  A
+ * guarded answer g passes must be the mock's stream byte for byte; one it
+ * cuts must be chat.completion.chunk events of one id, a prefix of the
+ * generation's text (empty, or free of the word, in hold mode), then g's
+ * reply, a finish_reason "content_filter" and [DONE].
+ *
  * The replies are read from the files nginx reads (-R DIR: a.txt, b.txt,
- * j.txt), trailing white space removed as the module does.
+ * j.txt, g.txt), trailing white space removed as the module does.
  *
  *   soak-client -p PORT [-c CONC] [-t SECONDS] [-s SEED] [-i FIRST_RID]
  *               [-T REQ_TIMEOUT] [-R REPLY_DIR] [-F FAILURE_LOG]
- *               [-l LABEL] [-1 RID] [-x KIND,...] [-C] [-v]
+ *               [-l LABEL] [-1 RID] [-x KIND,...] [-C] [-G] [-v]
  *
  *   -1 RID  send request RID alone (with -s, the seed of the run) and print
  *           it, its answer and the verdict on it
@@ -65,6 +75,7 @@
  *           request again (100-3000 rids before), bytes and expected answer
  *           alike, so that a cached verdict must give the answer a
  *           classifier call gives (the mock's behaviour is in the request)
+ *   -G      the output guard's soak (above)
  *   -x      leave these kinds out of the mix (names as in the summary)
  *   -F      append every failed request to this file, one a line
  *
@@ -145,13 +156,21 @@ static const char *loc_path[L_N] = {
 /* what the answer must be */
 enum {
     X_GEN, X_GEN_CUT, X_OPENAI_SSE, X_OPENAI_JSON, X_SSE, X_JSON, X_TEXT,
-    X_ERR, X_413_PAGE
+    X_ERR, X_413_PAGE, X_GUARD_CUT
 };
 
 static const char *expect_name[] = {
     "generation stream", "generation cut after one event",
     "openai SSE reply", "openai chat.completion reply", "SSE reply",
-    "JSON reply", "text reply", "JSON error", "nginx 413 page"
+    "JSON reply", "text reply", "JSON error", "nginx 413 page",
+    "generation cut by the output guard"
+};
+
+/* -G: the output classifier g's behaviour */
+enum { G_NEG, G_ERR, G_FIRST, G_WORD };
+
+static const char *g_errs[] = {
+    "status=500", "status=503", "mode=garbage", "mode=close", "mode=empty"
 };
 
 enum { A_NONE, A_UPLOAD, A_DECISION, A_STREAM };
@@ -167,6 +186,9 @@ typedef struct {
     int       beh[C_N];
     int       errm[C_N];
     int       gen_chunks;
+    int       guarded;           /* -G: an output guard on the answer */
+    int       gbeh;
+    char      gen_text[160];     /* G_WORD: the generation's text */
     int       keepalive;         /* reuse the connection afterwards */
     int       session;
     char      model[32];
@@ -265,11 +287,12 @@ static int         conc = 200, seconds = 60, req_timeout = 15, verbose;
 static uint64_t    seed;
 static long        next_rid = 1, one_rid = -1;
 static int         repeats;
+static int         guard;
 static const char *label = "soak";
 static int         excluded[K_N];
 static const char *argv0 = "soak-client";
 static const char *reply_dir = "soak/replies";
-static char       *reply[3];
+static char       *reply[4];
 static FILE       *faillog;
 static long        failures, requests, missing;
 static volatile sig_atomic_t stop_now;
@@ -278,14 +301,17 @@ static volatile sig_atomic_t stop_now;
 enum {
     V_PASS, V_A, V_B, V_J, V_ONERR_PASS, V_ONERR_BLOCK, V_HANG_MAIN,
     V_HANG_TIGHT, V_HANG_SEQ, V_SESSION, V_SHADOW_HANG, V_REUSED, V_RST,
-    V_413_PAGE_CHUNKED, V_REPEAT, V_N
+    V_413_PAGE_CHUNKED, V_REPEAT, V_GUARD_PASS, V_GUARD_CUT_HOLD,
+    V_GUARD_CUT_RELEASE, V_N
 };
 static const char *cov_name[V_N] = {
     "verdict_pass", "verdict_a", "verdict_b", "verdict_j",
     "classifier_error_fail_open", "classifier_error_fail_closed",
     "hang_main", "hang_tight", "hang_seq", "redis_session",
     "shadow_hang", "keepalive_reused", "client_rst",
-    "over_chunked_answered_by_nginx_page", "repeat_of_an_earlier_request"
+    "over_chunked_answered_by_nginx_page", "repeat_of_an_earlier_request",
+    "guarded_answer_passed", "guarded_answer_cut_hold",
+    "guarded_answer_cut_release"
 };
 static long  cov[V_N], cov_err[N_ERR_MODES];
 
@@ -435,6 +461,47 @@ repeat_of(long rid)
 }
 
 
+/*
+ * -G: g's behaviour for a request to a guarded location (elsewhere its
+ * generation is the plain one); an answer the mock cuts off (gen-cut) is
+ * not cut by g too
+ */
+
+static void
+guard_plan(plan_t *pl, rng_t *r, int gen_reset, char *out, size_t size)
+{
+    int     x;
+    double  delay;
+
+    x = rint_(r, 0, 99);
+    delay = rint_(r, 0, 40) / 1000.0;
+
+    pl->guarded = (pl->loc == L_MAIN || pl->loc == L_TIGHT);
+    pl->gbeh = (gen_reset || !pl->guarded) ? G_NEG : x < 60 ? G_NEG
+               : x < 75 ? G_ERR : x < 85 ? G_FIRST : G_WORD;
+
+    switch (pl->gbeh) {
+    case G_NEG:
+        snprintf(out, size, "verdict=no&delay=%.3f", delay);
+        break;
+    case G_ERR:
+        snprintf(out, size, "verdict=yes&delay=%.3f&%s", delay,
+                 g_errs[rint_(r, 0, (int) (sizeof(g_errs) / sizeof(g_errs[0]))
+                                    - 1)]);
+        break;
+    case G_FIRST:
+        snprintf(out, size, "verdict=yes&delay=%.3f", delay);
+        break;
+    default:
+        snprintf(out, size, "rule=offtopic&delay=%.3f", delay);
+        snprintf(pl->gen_text, sizeof(pl->gen_text),
+                 "&text=Soak%%20answer%%20rid-%ld%%20the%%20best%%20pizza"
+                 "%%20is%%20here%%20and%%20more%%20words%%20follow.",
+                 pl->rid);
+    }
+}
+
+
 static void
 make_plan(plan_t *pl, long rid)
 {
@@ -442,7 +509,7 @@ make_plan(plan_t *pl, long rid)
     int      accept = 0, method_get = 0, history, slow = 0, gen_reset = 0;
     int      gap_ms = 0, bad_session = 0, huge = 0, zeros = 0;
     size_t   pad = 0;
-    char     args[C_N][96], gen[96], query[256];
+    char     args[C_N][96], gen[256], gargs[96], query[256];
     sb_t     body = { 0 }, head = { 0 };
     rng_t    r;
 
@@ -583,8 +650,13 @@ make_plan(plan_t *pl, long rid)
                  args[i], sizeof(args[i]));
     }
 
-    snprintf(gen, sizeof(gen), "chunks=%d&gap=%.3f%s", pl->gen_chunks,
-             gap_ms / 1000.0, gen_reset ? "&mode=reset" : "");
+    if (guard) {
+        guard_plan(pl, &r, gen_reset, gargs, sizeof(gargs));
+    }
+
+    snprintf(gen, sizeof(gen), "chunks=%d&gap=%.3f%s%s", pl->gen_chunks,
+             gap_ms / 1000.0, gen_reset ? "&mode=reset" : "",
+             pl->gbeh == G_WORD ? pl->gen_text : "");
 
     /* the expected decision: the first positive in priority order, an
      * error or a hang counting as the classifier's on_error */
@@ -663,6 +735,7 @@ make_plan(plan_t *pl, long rid)
         sb_printf(&head, "X-Soak-%c: %s\r\n", toupper(cname[i]), args[i]);
     }
     sb_printf(&head, "X-Soak-Gen: %s\r\n", gen);
+    if (guard) sb_printf(&head, "X-Soak-G: %s\r\n", gargs);
 
     if (bad_session) {
         sb_printf(&head, "X-Session-Id: ");
@@ -735,6 +808,10 @@ make_plan(plan_t *pl, long rid)
     } else if (pl->verdict < 0) {
         pl->expect = gen_reset ? X_GEN_CUT : X_GEN;
         pl->status = 200;
+
+        if (pl->guarded && (pl->gbeh == G_FIRST || pl->gbeh == G_WORD)) {
+            pl->expect = X_GUARD_CUT;
+        }
     } else {
         pl->status = 200;
         if (openai) {
@@ -746,7 +823,7 @@ make_plan(plan_t *pl, long rid)
 
     snprintf(pl->desc, sizeof(pl->desc),
              "rid=%ld kind=%s %s %s a[%s] b[%s] j[%s]%s%s%s%s gen[%s] "
-             "body=%zu%s expect=%s/%d verdict=%c keepalive=%d%s",
+             "body=%zu%s expect=%s/%d verdict=%c keepalive=%d%s%s%s",
              rid, kind_name[pl->kind], method_get ? "GET" : "POST",
              loc_path[pl->loc], args[C_A], args[C_B], args[C_J],
              pl->loc == L_MAIN ? " s[" : "",
@@ -757,6 +834,7 @@ make_plan(plan_t *pl, long rid)
              expect_name[pl->expect], pl->status,
              pl->verdict < 0 || pl->status != 200 ? '-' : cname[pl->verdict],
              pl->keepalive,
+             pl->guarded ? " g=" : "", pl->guarded ? gargs : "",
              pl->abort_at == A_UPLOAD ? " abort=upload"
              : pl->abort_at == A_DECISION ? " abort=decision"
              : pl->abort_at == A_STREAM ? " abort=stream" : "");
@@ -925,6 +1003,114 @@ check_gen(const conn_t *c, const plan_t *pl, int cut)
 }
 
 
+/*
+ * -G: an answer the output guard cut: chunks of one id (the generation's,
+ * or the reply's own when nothing of it went out), the text a prefix of
+ * the generation's then g's reply, one finish_reason, content_filter,
+ * last, then [DONE]
+ */
+
+static const char *
+check_guard_cut(const conn_t *c, const plan_t *pl)
+{
+    sb_t         text = { 0 }, full = { 0 };
+    int          i, finished = 0, done = 0;
+    char         id[64] = "";
+    const char  *p, *end, *ev, *res = NULL, *g = reply[3];
+    cJSON       *o, *v, *c0, *fr;
+
+    if (strncasecmp(c->ctype, "text/event-stream", 17) != 0) {
+        return fail_("Content-Type \"%s\" on a cut, not text/event-stream",
+                     c->ctype);
+    }
+
+    for (p = c->body, end = c->body + c->body_len; p < end && !res; p = ev + 2)
+    {
+        ev = memmem(p, (size_t) (end - p), "\n\n", 2);
+        if (ev == NULL || memcmp(p, "data: ", 6) != 0
+            || memchr(p, '\n', (size_t) (ev - p)) != NULL)
+        {
+            res = "an event that is not one data: line";
+            break;
+        }
+        if (done) { res = "an event after [DONE]"; break; }
+        if (ev - p == 12 && memcmp(p, "data: [DONE]", 12) == 0) {
+            done = 1;
+            continue;
+        }
+        if (finished) { res = "an event after the finish"; break; }
+
+        o = cJSON_ParseWithLength(p + 6, (size_t) (ev - p - 6));
+        v = cJSON_GetObjectItemCaseSensitive(o, "id");
+        c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"),
+                                0);
+        fr = cJSON_GetObjectItemCaseSensitive(c0, "finish_reason");
+
+        if (!cJSON_IsString(v) || !cJSON_IsObject(c0)) {
+            res = "a cut's event is not a chat.completion.chunk";
+        } else if (id[0] && strcmp(id, v->valuestring) != 0) {
+            res = "a cut's events of two ids";
+        } else if (cJSON_IsString(fr)) {
+            finished = 1;
+            if (strcmp(fr->valuestring, "content_filter") != 0) {
+                res = "a cut's finish_reason is not content_filter";
+            }
+        }
+
+        if (cJSON_IsString(v)) snprintf(id, sizeof(id), "%s", v->valuestring);
+        v = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(c0, "delta"), "content");
+        if (cJSON_IsString(v)) {
+            sb_add(&text, v->valuestring, strlen(v->valuestring));
+        }
+        cJSON_Delete(o);
+    }
+
+    if (res == NULL && (!finished || !done)) {
+        res = "a cut without content_filter and [DONE]";
+    }
+
+    if (res == NULL
+        && (text.len < strlen(g) || strcmp(text.p + text.len - strlen(g), g)))
+    {
+        res = "a cut's text does not end with g's reply";
+    }
+
+    /* the generation's text: the mock's pieces, or the text given */
+
+    if (pl->gbeh == G_WORD) {
+        sb_printf(&full, "Soak answer rid-%ld the best pizza is here and "
+                  "more words follow.", pl->rid);
+    } else {
+        for (i = 0; i < pl->gen_chunks; i++) {
+            sb_printf(&full, "chunk%d ", i + 1);
+        }
+    }
+
+    if (res == NULL) {
+        text.len -= strlen(g);
+
+        if (text.len > full.len || memcmp(text.p, full.p, text.len) != 0) {
+            res = "a cut's text before the reply is not the generation's";
+        } else if (pl->loc == L_MAIN && pl->gbeh == G_FIRST && text.len) {
+            res = "hold: text the guard judged positive reached the client";
+        } else if (pl->loc == L_MAIN && pl->gbeh == G_WORD
+                   && memmem(text.p, text.len, "pizza", 5) != NULL)
+        {
+            res = "hold: the flagged word reached the client";
+        }
+    }
+
+    if (res == NULL) {
+        cov[pl->loc == L_MAIN ? V_GUARD_CUT_HOLD : V_GUARD_CUT_RELEASE]++;
+    }
+
+    free(text.p);
+    free(full.p);
+    return res;
+}
+
+
 /* NULL when the answer is right */
 
 static const char *
@@ -959,7 +1145,11 @@ validate(const conn_t *c, const plan_t *pl)
     switch (pl->expect) {
 
     case X_GEN:
+        if (pl->guarded) cov[V_GUARD_PASS]++;
         return check_gen(c, pl, 0);
+
+    case X_GUARD_CUT:
+        return check_guard_cut(c, pl);
 
     case X_ERR:
         if (pl->status == 405 && strcmp(c->allow, "POST") != 0) {
@@ -1900,7 +2090,7 @@ main(int argc, char **argv)
     seed = (uint64_t) time(NULL);
     argv0 = argv[0];
 
-    while ((opt = getopt(argc, argv, "p:c:t:s:i:T:R:F:l:1:x:vC")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:t:s:i:T:R:F:l:1:x:vCG")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': conc = atoi(optarg); break;
@@ -1914,6 +2104,7 @@ main(int argc, char **argv)
         case '1': one_rid = atol(optarg); break;
         case 'v': verbose++; break;
         case 'C': repeats = 1; break;
+        case 'G': guard = 1; break;
         case 'x':
             {
                 char *list = strdup(optarg), *k, *save = NULL;
@@ -1945,7 +2136,7 @@ main(int argc, char **argv)
             fprintf(stderr, "usage: %s -p PORT [-c CONC] [-t SECONDS] "
                     "[-s SEED] [-i FIRST_RID] [-T REQ_TIMEOUT] [-R REPLY_DIR] "
                     "[-F FAILURE_LOG] [-l LABEL] [-1 RID] [-x KIND,...] [-C] "
-                    "[-v]\n",
+                    "[-G] [-v]\n",
                     argv[0]);
             return 2;
         }
@@ -1959,6 +2150,7 @@ main(int argc, char **argv)
     reply[0] = read_reply(reply_dir, "a.txt");
     reply[1] = read_reply(reply_dir, "b.txt");
     reply[2] = read_reply(reply_dir, "j.txt");
+    reply[3] = read_reply(reply_dir, "g.txt");
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;

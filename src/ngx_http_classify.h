@@ -67,6 +67,8 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
 typedef struct ngx_http_classify_spec_s     ngx_http_classify_spec_t;
+typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
+typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
 
 /* the verdict cache: ngx_http_classify_cache.h */
 typedef struct ngx_http_classify_cache_s      ngx_http_classify_cache_t;
@@ -91,6 +93,7 @@ typedef struct {
     ngx_str_t                      reply;
     ngx_flag_t                     shadow;
     ngx_msec_t                     cache_valid;   /* unset, 0: off, time */
+    ngx_flag_t                     output;        /* in a classify_output */
 
     /* built once at configuration time */
     ngx_str_t                      body_prefix;   /* openai: up to messages */
@@ -121,6 +124,7 @@ typedef struct {
     ngx_array_t                    redis;         /* of redis_t * */
     ngx_array_t                    masters;       /* of master_t * */
     ngx_flag_t                     capture;       /* any context_store */
+    ngx_flag_t                     output;        /* any classify_output */
     ngx_shm_zone_t                *metrics_zone;
     ngx_http_classify_metrics_t   *metrics;       /* in the zone */
     ngx_array_t                   *caches;        /* of cache_t * */
@@ -129,11 +133,17 @@ typedef struct {
 } ngx_http_classify_main_conf_t;
 
 
+/* the classifiers a directive names, and where it is */
 typedef struct {
     ngx_array_t                   *names;         /* of ngx_str_t */
-    ngx_array_t                   *classifiers;   /* of classifier_t * */
-    u_char                        *file;          /* "classify" directive */
+    u_char                        *file;
     ngx_uint_t                     line;
+} ngx_http_classify_listed_t;
+
+
+typedef struct {
+    ngx_http_classify_listed_t     listed;        /* "classify" */
+    ngx_array_t                   *classifiers;   /* of classifier_t * */
 
     ngx_str_t                      pass;          /* "classify_pass" */
 
@@ -158,6 +168,12 @@ typedef struct {
 
     ngx_flag_t                     speculate;
     size_t                         speculate_buffer;
+
+    ngx_http_classify_listed_t     output_listed; /* "classify_output" */
+    ngx_array_t                   *output;        /* of classifier_t * */
+    size_t                         output_window;
+    ngx_uint_t                     output_mode;
+    size_t                         output_buffer;
 } ngx_http_classify_loc_conf_t;
 
 

@@ -25,6 +25,7 @@
 #include "ngx_http_classify_jsonr.h"
 #include "ngx_http_classify_speculate.h"
 #include "ngx_http_classify_verdict.h"
+#include "ngx_http_classify_stream.h"
 
 
 #define NGX_HTTP_CLASSIFY_CAPTURE_MAX  (256 * 1024)
@@ -41,16 +42,8 @@ static void ngx_http_classify_capture_done(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx);
 static ngx_int_t ngx_http_classify_capture_text(ngx_pool_t *pool,
     ngx_str_t *raw, ngx_str_t *text, const char **err);
-static ngx_int_t ngx_http_classify_event_text(u_char *data, size_t len,
-    ngx_str_t *raw, ngx_uint_t *done);
-static u_char *ngx_http_classify_whole_text(u_char *data, size_t len,
-    u_char *out);
-static u_char *ngx_http_classify_copy_parts(ngx_str_t *array,
-    const char *type, u_char *out);
-static ngx_int_t ngx_http_classify_typed_text(ngx_str_t *span,
-    const char *type, ngx_str_t *raw);
-static ngx_int_t ngx_http_classify_typed_text_at(
-    ngx_http_classify_jsonr_t *jr, const char *type, ngx_str_t *raw);
+static ngx_int_t ngx_http_classify_capture_event(ngx_http_classify_sse_t *sse,
+    ngx_str_t *event);
 
 
 static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
@@ -306,307 +299,103 @@ ngx_http_classify_capture_done(ngx_http_request_t *r,
 }
 
 
+/* what the capture reads of a stream, one event at a time */
+
+typedef struct {
+    u_char                      *out;
+    ngx_uint_t                   done;
+} ngx_http_classify_capture_read_t;
+
+
 /*
  * The assistant's text of an SSE stream or of one whole answer, in any of
- * the three chat formats.  Each piece is decoded into one buffer of the
- * raw answer's size: a decoded string is never longer than its JSON, so
- * together they fit.
+ * the three chat formats (stream.c reads them).  Each piece is decoded
+ * into one buffer of the raw answer's size: a decoded string is never
+ * longer than its JSON, so together they fit.
  */
 
 static ngx_int_t
 ngx_http_classify_capture_text(ngx_pool_t *pool, ngx_str_t *raw,
     ngx_str_t *text, const char **err)
 {
-    u_char      *p, *last, *eol, *out;
-    ngx_str_t    content;
-    ngx_uint_t   done;
+    u_char                            *p, *last;
+    ngx_http_classify_sse_t            sse;
+    ngx_http_classify_capture_read_t   rd;
 
     p = raw->data;
     last = raw->data + raw->len;
 
-    out = ngx_pnalloc(pool, raw->len + 1);
-    if (out == NULL) {
+    rd.out = ngx_pnalloc(pool, raw->len + 1);
+    if (rd.out == NULL) {
         return NGX_ERROR;
     }
 
-    text->data = out;
+    text->data = rd.out;
 
     while (p < last && (*p == ' ' || *p == '\r' || *p == '\n')) {
         p++;
     }
 
     if (p < last && *p == '{') {
-        out = ngx_http_classify_whole_text(p, last - p, out);
+        rd.out = ngx_http_classify_answer_text(p, last - p, rd.out);
 
-        if (out == NULL) {
+        if (rd.out == NULL) {
             *err = "no text in the answer";
             return NGX_DECLINED;
         }
 
-        text->len = out - text->data;
+        text->len = rd.out - text->data;
 
         return NGX_OK;
     }
 
-    done = 0;
+    rd.done = 0;
 
-    for ( /* void */ ; p < last && !done; p = eol + 1) {
-        eol = ngx_strlchr(p, last, '\n');
-        if (eol == NULL) {
-            eol = last;
-        }
+    ngx_http_classify_sse_init(&sse, pool, raw->len);
+    sse.handler = ngx_http_classify_capture_event;
+    sse.data = &rd;
 
-        if (eol - p < 6 || ngx_strncmp(p, "data:", 5) != 0) {
-            continue;
-        }
-
-        p += 5;
-        while (p < eol && *p == ' ') {
-            p++;
-        }
-
-        if (eol - p >= 6 && ngx_strncmp(p, "[DONE]", 6) == 0) {
-            done = 1;
-            break;
-        }
-
-        /* an event without text (the role, the finish) adds nothing */
-
-        if (ngx_http_classify_event_text(p, eol - p, &content, &done)
-            == NGX_OK)
-        {
-            out = ngx_http_classify_jsonr_copy(out, &content);
-        }
+    if (ngx_http_classify_sse_feed(&sse, raw->data, raw->len) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if (!done) {
+    if (!rd.done) {
         *err = "the stream ended without \"data: [DONE]\", "
                "response.completed or message_stop";
         return NGX_DECLINED;
     }
 
-    text->len = out - text->data;
+    text->len = rd.out - text->data;
 
     return NGX_OK;
 }
 
 
-/*
- * The text of one event, raw: a chat.completion.chunk's delta.content,
- * Responses' response.output_text.delta, Anthropic's content_block_delta
- * text_delta.  The last event of a stream sets *done: "data: [DONE]"
- * (seen by the caller), response.completed, message_stop.
- */
+/* an event's text, up to the stream's last event */
 
 static ngx_int_t
-ngx_http_classify_event_text(u_char *data, size_t len, ngx_str_t *raw,
-    ngx_uint_t *done)
+ngx_http_classify_capture_event(ngx_http_classify_sse_t *sse,
+    ngx_str_t *event)
 {
-    ngx_str_t                         type;
-    const char                       *cause;
-    ngx_http_classify_jsonr_t         jr;
-    ngx_http_classify_jsonr_field_t   f[2];
+    ngx_http_classify_capture_read_t  *rd = sse->data;
 
-    if (ngx_http_classify_jsonr_valid(data, len, &jr) != NGX_OK) {
-        return NGX_DECLINED;
-    }
+    ngx_http_classify_event_t  ev;
 
-    ngx_memzero(f, sizeof(f));
-    ngx_str_set(&f[0].name, "type");
-    ngx_str_set(&f[1].name, "delta");
-
-    ngx_http_classify_jsonr_init(&jr, data, len);
-
-    if (ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT
-        || ngx_http_classify_jsonr_fields(&jr, f, 2) != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    if (f[0].type != NGX_HTTP_CLASSIFY_JSON_STRING) {
-        return ngx_http_classify_openai_content(data, len, 1, raw, &cause);
-    }
-
-    ngx_http_classify_jsonr_unquote(&f[0].value, &type);
-
-    if (ngx_http_classify_jsonr_is(&type, "response.output_text.delta")
-        && f[1].type == NGX_HTTP_CLASSIFY_JSON_STRING)
-    {
-        ngx_http_classify_jsonr_unquote(&f[1].value, raw);
+    if (rd->done || event == NULL) {
         return NGX_OK;
     }
 
-    if (ngx_http_classify_jsonr_is(&type, "content_block_delta")
-        && f[1].type == NGX_HTTP_CLASSIFY_JSON_OBJECT)
+    if (ngx_http_classify_stream_event(sse->pool, event, NULL, &ev)
+        != NGX_OK)
     {
-        return ngx_http_classify_typed_text(&f[1].value, "text_delta", raw);
+        return NGX_ERROR;
     }
 
-    if (ngx_http_classify_jsonr_is(&type, "response.completed")
-        || ngx_http_classify_jsonr_is(&type, "message_stop"))
-    {
-        *done = 1;
+    if (ev.has_text) {
+        rd->out = ngx_http_classify_jsonr_copy(rd->out, &ev.text);
     }
 
-    return NGX_DECLINED;
-}
-
-
-/*
- * The text of a whole answer, copied to out: a chat.completion's
- * choices[0].message.content, the "output_text" parts of a Response's
- * "message" items, the "text" blocks of an Anthropic Message.  NULL when
- * it has none.
- */
-
-static u_char *
-ngx_http_classify_whole_text(u_char *data, size_t len, u_char *out)
-{
-    u_char                           *start;
-    ngx_str_t                         raw;
-    const char                       *cause;
-    ngx_http_classify_jsonr_t         jr;
-    ngx_http_classify_jsonr_field_t   f[2], item[2];
-
-    if (ngx_http_classify_openai_content(data, len, 0, &raw, &cause)
-        == NGX_OK)
-    {
-        return ngx_http_classify_jsonr_copy(out, &raw);
-    }
-
-    ngx_memzero(f, sizeof(f));
-    ngx_str_set(&f[0].name, "output");
-    ngx_str_set(&f[1].name, "content");
-
-    if (ngx_http_classify_jsonr_valid(data, len, &jr) != NGX_OK) {
-        return NULL;
-    }
-
-    ngx_http_classify_jsonr_init(&jr, data, len);
-
-    if (ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT
-        || ngx_http_classify_jsonr_fields(&jr, f, 2) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    start = out;
-
-    if (f[1].type == NGX_HTTP_CLASSIFY_JSON_ARRAY) {
-        out = ngx_http_classify_copy_parts(&f[1].value, "text", out);
-        return out == start ? NULL : out;
-    }
-
-    if (f[0].type != NGX_HTTP_CLASSIFY_JSON_ARRAY) {
-        return NULL;
-    }
-
-    ngx_memzero(item, sizeof(item));
-    ngx_str_set(&item[0].name, "type");
-    ngx_str_set(&item[1].name, "content");
-
-    ngx_http_classify_jsonr_init(&jr, f[0].value.data, f[0].value.len);
-    (void) ngx_http_classify_jsonr_array(&jr);
-
-    while (ngx_http_classify_jsonr_element(&jr) == NGX_OK) {
-
-        if (ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT)
-        {
-            (void) ngx_http_classify_jsonr_skip(&jr, NULL);
-            continue;
-        }
-
-        if (ngx_http_classify_jsonr_fields(&jr, item, 2) != NGX_OK) {
-            return NULL;
-        }
-
-        if (item[0].type != NGX_HTTP_CLASSIFY_JSON_STRING
-            || item[1].type != NGX_HTTP_CLASSIFY_JSON_ARRAY)
-        {
-            continue;
-        }
-
-        ngx_http_classify_jsonr_unquote(&item[0].value, &raw);
-
-        if (ngx_http_classify_jsonr_is(&raw, "message")) {
-            out = ngx_http_classify_copy_parts(&item[1].value, "output_text",
-                                               out);
-        }
-    }
-
-    return out == start ? NULL : out;
-}
-
-
-/* the "text" of each part of that "type" in the array, copied to out */
-
-static u_char *
-ngx_http_classify_copy_parts(ngx_str_t *array, const char *type, u_char *out)
-{
-    ngx_str_t                   raw;
-    ngx_http_classify_jsonr_t   jr;
-
-    ngx_http_classify_jsonr_init(&jr, array->data, array->len);
-    (void) ngx_http_classify_jsonr_array(&jr);
-
-    while (ngx_http_classify_jsonr_element(&jr) == NGX_OK) {
-
-        if (ngx_http_classify_jsonr_peek(&jr) != NGX_HTTP_CLASSIFY_JSON_OBJECT)
-        {
-            (void) ngx_http_classify_jsonr_skip(&jr, NULL);
-            continue;
-        }
-
-        if (ngx_http_classify_typed_text_at(&jr, type, &raw) == NGX_OK) {
-            out = ngx_http_classify_jsonr_copy(out, &raw);
-        }
-    }
-
-    return out;
-}
-
-
-/* the "text" of the object in that span if its "type" is that type */
-
-static ngx_int_t
-ngx_http_classify_typed_text(ngx_str_t *span, const char *type,
-    ngx_str_t *raw)
-{
-    ngx_http_classify_jsonr_t  jr;
-
-    ngx_http_classify_jsonr_init(&jr, span->data, span->len);
-
-    return ngx_http_classify_typed_text_at(&jr, type, raw);
-}
-
-
-/* the same for the object at the reader, read whole */
-
-static ngx_int_t
-ngx_http_classify_typed_text_at(ngx_http_classify_jsonr_t *jr,
-    const char *type, ngx_str_t *raw)
-{
-    ngx_str_t                         t;
-    ngx_http_classify_jsonr_field_t   f[2];
-
-    ngx_memzero(f, sizeof(f));
-    ngx_str_set(&f[0].name, "type");
-    ngx_str_set(&f[1].name, "text");
-
-    if (ngx_http_classify_jsonr_fields(jr, f, 2) != NGX_OK
-        || f[0].type != NGX_HTTP_CLASSIFY_JSON_STRING
-        || f[1].type != NGX_HTTP_CLASSIFY_JSON_STRING)
-    {
-        return NGX_DECLINED;
-    }
-
-    ngx_http_classify_jsonr_unquote(&f[0].value, &t);
-
-    if (!ngx_http_classify_jsonr_eq(&t, (u_char *) type, ngx_strlen(type))) {
-        return NGX_DECLINED;
-    }
-
-    ngx_http_classify_jsonr_unquote(&f[1].value, raw);
+    rd->done = ev.done;
 
     return NGX_OK;
 }

@@ -17,7 +17,9 @@
  *
  * With classify_speculate the generation starts as soon as the body is
  * parsed, held until the verdict (speculate.c): a pass releases it instead
- * of redirecting, every other answer aborts it.
+ * of redirecting, every other answer aborts it.  With classify_output the
+ * generation is that subrequest too (started at the pass, if not before),
+ * and its released response goes through the output guard (guard.c).
  */
 
 
@@ -32,6 +34,7 @@
 #include "ngx_http_classify_redis.h"
 #include "ngx_http_classify_cache.h"
 #include "ngx_http_classify_speculate.h"
+#include "ngx_http_classify_guard.h"
 
 
 static void ngx_http_classify_body_handler(ngx_http_request_t *r);
@@ -321,7 +324,7 @@ ngx_http_classify_body_handler(ngx_http_request_t *r)
          */
 
         ctx->spec = ngx_http_classify_speculate_start(r, &ctx->conf->pass,
-                                                ctx->conf->speculate_buffer);
+                                                ctx->conf->speculate_buffer, 1);
     }
 
     if (ctx->redis_key.len
@@ -704,12 +707,7 @@ static void
 ngx_http_classify_settled(ngx_http_classify_ctx_t *ctx,
     ngx_http_classify_call_t *call)
 {
-    if (ctx->first_positive < 0
-        && !call->classifier->shadow
-        && ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE)
-    {
-        ctx->first_positive = call - ctx->calls;
-    }
+    ngx_http_classify_note_positive(ctx->calls, call, &ctx->first_positive);
 }
 
 
@@ -832,41 +830,11 @@ ngx_http_classify_next(ngx_http_classify_ctx_t *ctx)
 }
 
 
-/*
- * classify_resolve priority: once classifier k is positive, the ones listed
- * after it cannot change the answer; stop paying for them now, not only at
- * the decision.
- */
-
 static void
 ngx_http_classify_abort_outranked(ngx_http_classify_ctx_t *ctx)
 {
-    ngx_uint_t                 i, positive;
-    ngx_http_classify_call_t  *call;
-
-    if (ctx->conf->resolve != NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY) {
-        return;
-    }
-
-    positive = 0;
-
-    for (i = 0; i < ctx->ncalls; i++) {
-        call = &ctx->calls[i];
-
-        if (call->classifier->shadow) {
-            continue;
-        }
-
-        if (positive) {
-            /* running: closed; outranked by a cached verdict: skipped */
-            ngx_http_classify_call_abort(call);
-            continue;
-        }
-
-        if (ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE) {
-            positive = 1;
-        }
-    }
+    ngx_http_classify_calls_abort_outranked(ctx->calls, ctx->ncalls,
+                                            ctx->conf->resolve);
 }
 
 
@@ -1067,7 +1035,28 @@ ngx_http_classify_pass(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "classify: pass to \"%V\"", &ctx->conf->pass);
 
+    if (ctx->conf->output && ctx->spec == NULL) {
+        /* the guard stands between the generation and the client */
+        ctx->spec = ngx_http_classify_speculate_start(r, &ctx->conf->pass,
+                                                ctx->conf->speculate_buffer,
+                                                0);
+        if (ctx->spec == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
     if (ctx->spec) {
+        if (ctx->conf->output) {
+            ctx->guard = ngx_http_classify_guard_attach(ctx, ctx->spec);
+
+            if (ctx->guard == NULL) {
+                ngx_http_classify_speculate_abort(ctx->spec);
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+        }
+
         /* the generation runs already: its response is the answer */
         ngx_http_classify_speculate_release(ctx->spec);
         return;
@@ -1099,40 +1088,12 @@ ngx_http_classify_pass(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 static void
 ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
 {
-    u_char                          *p;
-    ngx_str_t                        body, id, content_type;
-    ngx_uint_t                       format, stream;
     ngx_http_classify_classifier_t  *cl;
-    u_char                           idbuf[sizeof("classify--")
-                                           + 2 * NGX_ATOMIC_T_LEN];
-
-    static ngx_str_t  no_cache = ngx_string("no-cache");
 
     cl = ctx->calls[ctx->verdict].classifier;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "classify: reply of \"%V\"", &cl->name);
-
-    /* unique while the master lives: the connection counter is shared */
-
-    p = ngx_sprintf(idbuf, "classify-%uA-%ui",
-                    r->connection->number, r->connection->requests);
-    id.data = idbuf;
-    id.len = p - idbuf;
-
-    format = ngx_http_classify_reply_format(ctx->conf->reply_format,
-                                       &ctx->input,
-                                       ngx_http_classify_header_in(r,
-                                             "accept", sizeof("accept") - 1));
-
-    if (ngx_http_classify_render_reply(r->pool, format, cl, &ctx->input, &id,
-                                       ngx_time(), &content_type, &body,
-                                       &stream)
-        != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
 
     if (ctx->conf->context_store && ctx->redis_key.len) {
         ngx_http_classify_redis_store(ctx->conf->redis, &ctx->redis_key,
@@ -1140,21 +1101,10 @@ ngx_http_classify_reply(ngx_http_request_t *r, ngx_http_classify_ctx_t *ctx)
                                       &cl->reply, r->pool);
     }
 
-    if ((stream
-         && ngx_http_classify_add_header(r, "Cache-Control", &no_cache)
-            != NGX_OK)
-        || ngx_http_classify_add_header(r, "X-Classify-Verdict", &cl->name)
-           != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    /* an event stream goes out chunked, as a stream */
-
-    ngx_http_finalize_request(r, ngx_http_classify_send(r, NGX_HTTP_OK,
-                                                    &content_type, &body,
-                                                    stream));
+    ngx_http_finalize_request(r,
+                              ngx_http_classify_send_reply(r,
+                                                     ctx->conf->reply_format,
+                                                     &ctx->input, cl));
 }
 
 

@@ -36,6 +36,7 @@ struct ngx_http_classify_ctx_s {
     size_t                           body_size;
 
     ngx_http_classify_spec_t        *spec;        /* classify_speculate */
+    ngx_http_classify_guard_t       *guard;       /* classify_output */
 
     ngx_str_t                        capture;     /* generated answer */
     size_t                           capture_size;

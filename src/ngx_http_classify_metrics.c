@@ -49,6 +49,11 @@ typedef struct {
     ngx_atomic_t                    shadow[NGX_HTTP_CLASSIFY_NOUTCOMES];
     ngx_atomic_t                    blocked;
     ngx_http_classify_hist_t        latency;
+
+    /* as an output classifier (classify_output) */
+    ngx_atomic_t                    output_outcome[NGX_HTTP_CLASSIFY_NOUTCOMES];
+    ngx_atomic_t                    output_blocked;
+    ngx_http_classify_hist_t        output_latency;
 } ngx_http_classify_cl_metrics_t;
 
 
@@ -67,6 +72,10 @@ struct ngx_http_classify_metrics_s {
     ngx_atomic_t                    spec_saved_usec;
     ngx_atomic_t                    formats[NGX_HTTP_CLASSIFY_NFORMATS];
     ngx_http_classify_hist_t        decision;
+    ngx_atomic_t                    output_judgements;
+    ngx_atomic_t                    output_pass;
+    ngx_atomic_t                    output_error;
+    ngx_http_classify_hist_t        output_judgement;
     ngx_uint_t                      nclassifiers;
     ngx_http_classify_cl_metrics_t  cl[1];
 };
@@ -152,6 +161,10 @@ static ngx_http_classify_counter_t  ngx_http_classify_counters[] = {
       "Time to first byte that speculation saved the passed requests.",
       offsetof(ngx_http_classify_metrics_t, spec_saved_usec), "counter", 1 },
 
+    { "classify_output_judgements_total", "output_judgements",
+      "Windows of generated answers judged by the output classifiers.",
+      offsetof(ngx_http_classify_metrics_t, output_judgements), "counter", 0 },
+
     { NULL, NULL, NULL, 0, NULL, 0 }
 };
 
@@ -221,6 +234,10 @@ static void ngx_http_classify_json(ngx_http_classify_text_t *t,
     ngx_http_classify_main_conf_t *cmcf);
 static void ngx_http_classify_json_hist(ngx_http_classify_text_t *t,
     ngx_http_classify_hist_t *h);
+static void ngx_http_classify_prometheus_output(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
+static void ngx_http_classify_json_output(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf);
 static void ngx_http_classify_prometheus_cache(ngx_http_classify_text_t *t,
     ngx_http_classify_main_conf_t *cmcf);
 static void ngx_http_classify_json_cache(ngx_http_classify_text_t *t,
@@ -758,6 +775,78 @@ ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
 }
 
 
+/*
+ * An output classifier's call, once it has ended (or was aborted): its
+ * outcome, and its time when it had an answer or an error.
+ */
+
+void
+ngx_http_classify_metrics_output_call(ngx_http_request_t *r,
+    ngx_http_classify_call_t *call)
+{
+    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_cl_metrics_t  *cm;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m == NULL) {
+        return;
+    }
+
+    cm = &m->cl[call->classifier->index];
+
+    (void) ngx_atomic_fetch_add(
+                     &cm->output_outcome[ngx_http_classify_outcome(call)], 1);
+
+    if (call->state == NGX_HTTP_CLASSIFY_CALL_ANSWERED
+        || call->state == NGX_HTTP_CLASSIFY_CALL_FAILED)
+    {
+        ngx_http_classify_observe(&cm->output_latency, call->usec);
+    }
+}
+
+
+/* one window of an answer judged, in usec */
+
+void
+ngx_http_classify_metrics_output_judgement(ngx_http_request_t *r,
+    ngx_msec_int_t usec)
+{
+    ngx_http_classify_metrics_t  *m;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->output_judgements, 1);
+        ngx_http_classify_observe(&m->output_judgement, usec);
+    }
+}
+
+
+/* a guarded answer's end: passed whole, not judged (error), or cut by cl */
+
+void
+ngx_http_classify_metrics_output_decision(ngx_http_request_t *r,
+    ngx_uint_t passed, ngx_http_classify_classifier_t *cl)
+{
+    ngx_http_classify_metrics_t  *m;
+
+    m = ngx_http_classify_metrics_of(r);
+
+    if (m == NULL) {
+        return;
+    }
+
+    if (cl) {
+        (void) ngx_atomic_fetch_add(&m->cl[cl->index].output_blocked, 1);
+
+    } else {
+        (void) ngx_atomic_fetch_add(passed ? &m->output_pass
+                                           : &m->output_error, 1);
+    }
+}
+
+
 /* classify_status; */
 
 char *
@@ -932,7 +1021,82 @@ ngx_http_classify_prometheus(ngx_http_classify_text_t *t,
                                           &cl[i].name, &m->cl[i].latency);
     }
 
+    ngx_http_classify_prometheus_output(t, cmcf);
     ngx_http_classify_prometheus_cache(t, cmcf);
+}
+
+
+/* the output guard's: for the classifiers some classify_output lists */
+
+static void
+ngx_http_classify_prometheus_output(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    ngx_uint_t                       i, k;
+    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_classifier_t  *cl;
+
+    if (!cmcf->output) {
+        return;
+    }
+
+    m = cmcf->metrics;
+    cl = cmcf->classifiers.elts;
+
+    ngx_http_classify_print(t,
+             "# HELP classify_output_decisions_total Generated answers the "
+             "output classifiers judged, by verdict: pass, error (could not "
+             "be judged, passed), or the classifier that cut them.\n"
+             "# TYPE classify_output_decisions_total counter\n"
+             "classify_output_decisions_total{verdict=\"pass\"} %uA\n"
+             "classify_output_decisions_total{verdict=\"error\"} %uA\n",
+             m->output_pass, m->output_error);
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        if (cl[i].output && !cl[i].shadow) {
+            ngx_http_classify_print(t,
+                             "classify_output_decisions_total{verdict=\"%V\"} "
+                             "%uA\n", &cl[i].name, m->cl[i].output_blocked);
+        }
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_output_classifier_verdicts_total Output "
+             "classifier outcomes, one per window judged.\n"
+             "# TYPE classify_output_classifier_verdicts_total counter\n");
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        for (k = 0; cl[i].output && k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
+            ngx_http_classify_print(t,
+                     "classify_output_classifier_verdicts_total{classifier="
+                     "\"%V\",verdict=\"%V\",shadow=\"%s\"} %uA\n",
+                     &cl[i].name, &ngx_http_classify_outcome_names[k],
+                     cl[i].shadow ? "true" : "false",
+                     m->cl[i].output_outcome[k]);
+        }
+    }
+
+    ngx_http_classify_print(t,
+             "# HELP classify_output_judgement_seconds Time to judge a "
+             "window of a generated answer.\n"
+             "# TYPE classify_output_judgement_seconds histogram\n");
+
+    ngx_http_classify_prometheus_hist(t, "classify_output_judgement_seconds",
+                                      NULL, &m->output_judgement);
+
+    ngx_http_classify_print(t,
+             "# HELP classify_output_classifier_seconds Time to each "
+             "output classifier's answer.\n"
+             "# TYPE classify_output_classifier_seconds histogram\n");
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        if (cl[i].output) {
+            ngx_http_classify_prometheus_hist(t,
+                                          "classify_output_classifier_seconds",
+                                          &cl[i].name,
+                                          &m->cl[i].output_latency);
+        }
+    }
 }
 
 
@@ -1131,6 +1295,7 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
 
     ngx_http_classify_print(t, "},\"decision_ms\":");
     ngx_http_classify_json_hist(t, &m->decision);
+    ngx_http_classify_json_output(t, cmcf);
     ngx_http_classify_print(t, ",\"classifiers\":{");
 
     for (i = 0; i < m->nclassifiers; i++) {
@@ -1149,6 +1314,20 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
 
         ngx_http_classify_print(t, "},\"latency_ms\":");
         ngx_http_classify_json_hist(t, &cm->latency);
+
+        if (cl[i].output) {
+            ngx_http_classify_print(t, ",\"output_verdicts\":{");
+
+            for (k = 0; k < NGX_HTTP_CLASSIFY_NOUTCOMES; k++) {
+                ngx_http_classify_print(t, "%s\"%V\":%uA", k ? "," : "",
+                                        &ngx_http_classify_outcome_names[k],
+                                        cm->output_outcome[k]);
+            }
+
+            ngx_http_classify_print(t, "},\"output_latency_ms\":");
+            ngx_http_classify_json_hist(t, &cm->output_latency);
+        }
+
         ngx_http_classify_json_cache(t, cmcf, i);
         ngx_http_classify_print(t, "}");
     }
@@ -1161,6 +1340,38 @@ ngx_http_classify_json(ngx_http_classify_text_t *t,
     ngx_http_classify_json_caches(t, cmcf);
 
     ngx_http_classify_print(t, "}\n");
+}
+
+
+/* ,"output_decisions":{"pass":..,"error":..,...},"output_judgement_ms":.. */
+
+static void
+ngx_http_classify_json_output(ngx_http_classify_text_t *t,
+    ngx_http_classify_main_conf_t *cmcf)
+{
+    ngx_uint_t                       i;
+    ngx_http_classify_metrics_t     *m;
+    ngx_http_classify_classifier_t  *cl;
+
+    if (!cmcf->output) {
+        return;
+    }
+
+    m = cmcf->metrics;
+    cl = cmcf->classifiers.elts;
+
+    ngx_http_classify_print(t, ",\"output_decisions\":{\"pass\":%uA,"
+                            "\"error\":%uA", m->output_pass, m->output_error);
+
+    for (i = 0; i < m->nclassifiers; i++) {
+        if (cl[i].output && !cl[i].shadow) {
+            ngx_http_classify_print(t, ",\"%V\":%uA", &cl[i].name,
+                                    m->cl[i].output_blocked);
+        }
+    }
+
+    ngx_http_classify_print(t, "},\"output_judgement_ms\":");
+    ngx_http_classify_json_hist(t, &m->output_judgement);
 }
 
 

@@ -33,6 +33,12 @@ void ngx_http_classify_metrics_speculation_aborted(ngx_http_request_t *r,
     off_t bytes, ngx_msec_int_t usec);
 void ngx_http_classify_metrics_speculation_saved(ngx_http_request_t *r,
     ngx_msec_int_t usec);
+void ngx_http_classify_metrics_output_call(ngx_http_request_t *r,
+    ngx_http_classify_call_t *call);
+void ngx_http_classify_metrics_output_judgement(ngx_http_request_t *r,
+    ngx_msec_int_t usec);
+void ngx_http_classify_metrics_output_decision(ngx_http_request_t *r,
+    ngx_uint_t passed, ngx_http_classify_classifier_t *cl);
 
 
 #endif /* _NGX_HTTP_CLASSIFY_METRICS_H_INCLUDED_ */

@@ -27,6 +27,7 @@ ngx_int_t ngx_http_classify_render_reply(ngx_pool_t *pool,
     ngx_uint_t format, ngx_http_classify_classifier_t *cl,
     ngx_http_classify_input_t *in, ngx_str_t *id, time_t now,
     ngx_str_t *content_type, ngx_str_t *body, ngx_uint_t *stream);
+/* a stream cut short: ngx_http_classify_render_cut(), stream.h */
 
 
 #endif /* _NGX_HTTP_CLASSIFY_REPLY_H_INCLUDED_ */

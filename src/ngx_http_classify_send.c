@@ -4,13 +4,16 @@
  *
  * The gate's reply and errors and the status page are sent by these: a
  * status, a content type and a body built in the request's pool, with a
- * Content-Length, or chunked for a stream.
+ * Content-Length, or chunked for a stream.  A classifier's reply is sent
+ * by ngx_http_classify_send_reply(), for the gate's verdict and for the
+ * output guard's verdict on a whole answer alike.
  */
 
 
 #include "ngx_http_classify.h"
 #include "ngx_http_classify_send.h"
 #include "ngx_http_classify_json.h"
+#include "ngx_http_classify_reply.h"
 
 
 ngx_int_t
@@ -33,6 +36,68 @@ ngx_http_classify_add_header(ngx_http_request_t *r, const char *key,
 #endif
 
     return NGX_OK;
+}
+
+
+/*
+ * Classifier cl's reply, in the format the client asked for (reply.c),
+ * status 200 and X-Classify-Verdict: the classifier's name.  Returns what
+ * the handler finalizes with.
+ */
+
+ngx_int_t
+ngx_http_classify_send_reply(ngx_http_request_t *r, ngx_uint_t reply_format,
+    ngx_http_classify_input_t *in, ngx_http_classify_classifier_t *cl)
+{
+    ngx_str_t   body, id, content_type;
+    ngx_uint_t  format, stream;
+    u_char      idbuf[NGX_HTTP_CLASSIFY_ID_LEN];
+
+    static ngx_str_t  no_cache = ngx_string("no-cache");
+
+    ngx_http_classify_reply_id(r, idbuf, &id);
+
+    format = ngx_http_classify_reply_format(reply_format, in,
+                                       ngx_http_classify_header_in(r,
+                                             "accept", sizeof("accept") - 1));
+
+    if (ngx_http_classify_render_reply(r->pool, format, cl, in, &id,
+                                       ngx_time(), &content_type, &body,
+                                       &stream)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if ((stream
+         && ngx_http_classify_add_header(r, "Cache-Control", &no_cache)
+            != NGX_OK)
+        || ngx_http_classify_add_header(r, "X-Classify-Verdict", &cl->name)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* an event stream goes out chunked, as a stream */
+
+    return ngx_http_classify_send(r, NGX_HTTP_OK, &content_type, &body,
+                                  stream);
+}
+
+
+/*
+ * The id of a reply, "classify-<connection>-<request>": unique while the
+ * master lives, since the connection counter is shared.  buf has
+ * NGX_HTTP_CLASSIFY_ID_LEN bytes.
+ */
+
+void
+ngx_http_classify_reply_id(ngx_http_request_t *r, u_char *buf, ngx_str_t *id)
+{
+    id->data = buf;
+    id->len = ngx_sprintf(buf, "classify-%uA-%ui", r->connection->number,
+                          r->connection->requests)
+              - buf;
 }
 
 

@@ -21,6 +21,13 @@ ngx_int_t ngx_http_classify_send(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_classify_send_chain(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *content_type, ngx_chain_t *out, size_t len,
     ngx_uint_t stream);
+ngx_int_t ngx_http_classify_send_reply(ngx_http_request_t *r,
+    ngx_uint_t reply_format, ngx_http_classify_input_t *in,
+    ngx_http_classify_classifier_t *cl);
+void ngx_http_classify_reply_id(ngx_http_request_t *r, u_char *buf,
+    ngx_str_t *id);
+
+#define NGX_HTTP_CLASSIFY_ID_LEN  (sizeof("classify--") + 2 * NGX_ATOMIC_T_LEN)
 ngx_int_t ngx_http_classify_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 ngx_str_t *ngx_http_classify_header_in(ngx_http_request_t *r,

@@ -5,15 +5,16 @@
  * The generation starts as soon as the body has been read, beside the
  * classifiers: a background subrequest to classify_pass, with the client's
  * method, body and headers, as the internal redirect of a pass would send
- * them.  Its response is held by this module's filters, before any other:
- * the status and headers stay in the subrequest, the body is copied into
- * the request's pool up to classify_speculate_buffer, and past that its
- * buffers are kept as they came, unconsumed.  A proxy_buffering off
- * upstream reuses its one buffer only once everything it passed on has
- * been sent, so it stops reading the backend when that buffer is full:
- * nginx's own backpressure, nothing is dropped.  The upstream is read
- * unbuffered whatever the location says, since a buffered one would spool
- * what is not consumed to a temporary file instead of stopping.
+ * them.  (With classify_output and no speculation the same subrequest is
+ * started at the pass, and released at once: the output guard then sits
+ * between it and the client, through the release's handlers.)  Its
+ * response is held by this module's filters, before any other: the status
+ * and headers stay in the subrequest, the body is held (hold.c): copied
+ * into the request's pool up to classify_speculate_buffer, and past that
+ * its buffers are kept as they came, unconsumed, so that the backend is
+ * not read until the verdict.  The upstream is read unbuffered whatever
+ * the location says, since a buffered one would spool what is not
+ * consumed to a temporary file instead of stopping.
  *
  * Pass (ngx_http_classify_speculate_release()): the status and headers
  * become the main request's, which takes the generation location's
@@ -36,27 +37,16 @@
 #include "ngx_http_classify_metrics.h"
 
 
-/* the size of a block of held copies */
-#define NGX_HTTP_CLASSIFY_SPEC_BLOCK  4096
-
-
 static void ngx_http_classify_speculate_run(ngx_http_request_t *sr);
 static void ngx_http_classify_speculate_drop(ngx_http_request_t *sr);
 static ngx_int_t ngx_http_classify_speculate_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_classify_speculate_hold(
     ngx_http_classify_spec_t *spec, ngx_chain_t *in);
-static ngx_int_t ngx_http_classify_speculate_keep(
-    ngx_http_classify_spec_t *spec, ngx_buf_t *b);
-static ngx_int_t ngx_http_classify_speculate_relay(
-    ngx_http_classify_spec_t *spec, ngx_chain_t *in);
-static ngx_int_t ngx_http_classify_speculate_send_header(
-    ngx_http_classify_spec_t *spec);
 static void ngx_http_classify_speculate_own_list(ngx_list_t *list,
     ngx_list_t *from);
 static void ngx_http_classify_speculate_write(ngx_http_request_t *r);
-static void ngx_http_classify_speculate_finish(
-    ngx_http_classify_spec_t *spec);
+static void ngx_http_classify_speculate_stop(ngx_http_classify_spec_t *spec);
 static void ngx_http_classify_speculate_saved(ngx_http_classify_spec_t *spec);
 
 
@@ -67,12 +57,13 @@ static const char  *ngx_http_classify_spec_state_names[] = {
 
 /*
  * The generation of one request, or NULL when its subrequest cannot be
- * made (logged): the request then passes the usual way.
+ * made (logged): the request then passes the usual way.  Speculative: it
+ * starts before the verdict (classify_speculate), and is counted so.
  */
 
 ngx_http_classify_spec_t *
 ngx_http_classify_speculate_start(ngx_http_request_t *r, ngx_str_t *pass,
-    size_t buffer)
+    size_t buffer, ngx_uint_t speculative)
 {
     ngx_str_t                  uri, args;
     ngx_uint_t                 flags;
@@ -85,8 +76,13 @@ ngx_http_classify_speculate_start(ngx_http_request_t *r, ngx_str_t *pass,
     }
 
     spec->request = r;
-    spec->buffer = buffer;
-    spec->last = &spec->out;
+    spec->speculative = speculative;
+
+    ngx_http_classify_hold_init(&spec->hold, r->pool, buffer);
+
+    spec->header_handler = ngx_http_classify_speculate_send_header;
+    spec->body_handler = ngx_http_classify_speculate_relay;
+    spec->end_handler = ngx_http_classify_speculate_finish;
 
     spec->ps.handler = ngx_http_classify_speculate_done;
     spec->ps.data = spec;
@@ -134,18 +130,22 @@ ngx_http_classify_speculate_start(ngx_http_request_t *r, ngx_str_t *pass,
 
     spec->start = ngx_http_classify_usec();
 
-    ngx_http_classify_metrics_speculated(r);
+    if (speculative) {
+        ngx_http_classify_metrics_speculated(r);
+    }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "classify: speculative generation -> \"%V\"", pass);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "classify: %sgeneration -> \"%V\"",
+                   speculative ? "speculative " : "", pass);
 
     return spec;
 
 failed:
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "classify: speculative generation to \"%V\" could not "
-                  "start, passing after the decision", pass);
+                  "classify: %sgeneration to \"%V\" could not start%s",
+                  speculative ? "speculative " : "", pass,
+                  speculative ? ", passing after the decision" : "");
 
     return NULL;
 }
@@ -264,7 +264,7 @@ ngx_http_classify_speculate_header(ngx_http_classify_spec_t *spec,
 
     case NGX_HTTP_CLASSIFY_SPEC_RELEASED:
         ngx_http_classify_speculate_saved(spec);
-        rc = ngx_http_classify_speculate_send_header(spec);
+        rc = spec->header_handler(spec);
         return (rc == NGX_ERROR || rc > NGX_OK) ? NGX_ERROR : rc;
 
     default:
@@ -294,7 +294,7 @@ ngx_http_classify_speculate_body(ngx_http_classify_spec_t *spec,
             spec->received += ngx_buf_size(cl->buf);
         }
 
-        return ngx_http_classify_speculate_relay(spec, in);
+        return spec->body_handler(spec, in);
 
     default:
         /*
@@ -312,105 +312,36 @@ ngx_http_classify_speculate_body(ngx_http_classify_spec_t *spec,
 
 
 /*
- * Held: copied while classify_speculate_buffer has room, then kept as it
- * came, so that nothing is reordered and the upstream's buffer fills.
+ * Held (hold.c): copied while classify_speculate_buffer has room, then
+ * kept as it came, so that nothing is reordered and the upstream's buffer
+ * fills.
  */
 
 static ngx_int_t
 ngx_http_classify_speculate_hold(ngx_http_classify_spec_t *spec,
     ngx_chain_t *in)
 {
-    size_t        len, size;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl, *ln;
+    ngx_chain_t  *cl;
 
     for (cl = in; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->last_in_chain || b->last_buf) {
+        if (cl->buf->last_in_chain || cl->buf->last_buf) {
             spec->complete = 1;
         }
 
-        if (ngx_buf_special(b)) {
-            continue;
-        }
-
-        len = ngx_buf_size(b);
-
-        if (len == 0) {
-            continue;
-        }
-
-        spec->received += len;
-
-        if (spec->full
-            || !ngx_buf_in_memory_only(b)
-            || spec->held + len > spec->buffer)
-        {
-            if (ngx_http_classify_speculate_keep(spec, b) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            continue;
-        }
-
-        if (spec->copy == NULL
-            || (size_t) (spec->copy->end - spec->copy->last) < len)
-        {
-            size = ngx_min(NGX_HTTP_CLASSIFY_SPEC_BLOCK,
-                           spec->buffer - spec->held);
-            size = ngx_max(size, len);
-
-            ln = ngx_alloc_chain_link(spec->request->pool);
-            if (ln == NULL) {
-                return NGX_ERROR;
-            }
-
-            ln->buf = ngx_create_temp_buf(spec->request->pool, size);
-            if (ln->buf == NULL) {
-                return NGX_ERROR;
-            }
-
-            ln->next = NULL;
-            *spec->last = ln;
-            spec->last = &ln->next;
-            spec->copy = ln->buf;
-        }
-
-        spec->copy->last = ngx_cpymem(spec->copy->last, b->pos, len);
-        spec->held += len;
-        b->pos = b->last;
+        spec->received += ngx_buf_size(cl->buf);
     }
 
-    return NGX_OK;
-}
-
-
-/* a buffer kept unconsumed: its producer waits until it has been sent */
-
-static ngx_int_t
-ngx_http_classify_speculate_keep(ngx_http_classify_spec_t *spec,
-    ngx_buf_t *b)
-{
-    ngx_chain_t  *ln;
-
-    if (!spec->full) {
-        spec->full = 1;
-
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, spec->request->connection->log, 0,
-                       "classify: generation holds %uz bytes, the rest "
-                       "waits at %O", spec->held, spec->received);
-    }
-
-    ln = ngx_alloc_chain_link(spec->request->pool);
-    if (ln == NULL) {
+    if (ngx_http_classify_hold_add(&spec->hold, in) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ln->buf = b;
-    ln->next = NULL;
-    *spec->last = ln;
-    spec->last = &ln->next;
+    if (spec->hold.kept && !spec->full) {
+        spec->full = 1;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, spec->request->connection->log, 0,
+                       "classify: generation holds %O bytes, the rest "
+                       "waits at %O", spec->hold.copied, spec->received);
+    }
 
     return NGX_OK;
 }
@@ -423,7 +354,7 @@ ngx_http_classify_speculate_keep(ngx_http_classify_spec_t *spec,
  * request is the connection's active one: this does it in its place.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_classify_speculate_relay(ngx_http_classify_spec_t *spec,
     ngx_chain_t *in)
 {
@@ -468,8 +399,8 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
     spec->decided = ngx_http_classify_usec() - spec->start;
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "classify: generation released: header %d, %uz bytes "
-                   "held, %O given, %s", spec->has_header, spec->held,
+                   "classify: generation released: header %d, %O bytes "
+                   "held, %O given, %s", spec->has_header, spec->hold.copied,
                    spec->received, spec->ended ? "ended" : "running");
 
     r->read_event_handler = ngx_http_test_reading;
@@ -477,7 +408,7 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
 
     if (!spec->has_header) {
         if (spec->ended) {
-            ngx_http_classify_speculate_finish(spec);
+            spec->end_handler(spec);
             return;
         }
 
@@ -496,13 +427,12 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
 
     ngx_http_classify_speculate_saved(spec);
 
-    rc = ngx_http_classify_speculate_send_header(spec);
+    rc = spec->header_handler(spec);
 
-    out = spec->out;
-    spec->out = NULL;
+    out = ngx_http_classify_hold_all(&spec->hold);
 
     if (rc != NGX_ERROR && rc <= NGX_OK && out) {
-        rc = ngx_http_classify_speculate_relay(spec, out);
+        rc = spec->body_handler(spec, out);
     }
 
     if (rc == NGX_ERROR || rc > NGX_OK) {
@@ -512,7 +442,7 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
     }
 
     if (spec->ended) {
-        ngx_http_classify_speculate_finish(spec);
+        spec->end_handler(spec);
         return;
     }
 
@@ -530,7 +460,7 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
  * settings a pass would have, and $upstream_* reach its access log.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_classify_speculate_send_header(ngx_http_classify_spec_t *spec)
 {
     ngx_http_request_t  *r, *sr;
@@ -589,7 +519,7 @@ ngx_http_classify_speculate_write(ngx_http_request_t *r)
     spec = ctx->spec;
 
     if (spec->ended) {
-        ngx_http_classify_speculate_finish(spec);
+        spec->end_handler(spec);
         return;
     }
 
@@ -605,7 +535,7 @@ ngx_http_classify_speculate_write(ngx_http_request_t *r)
  * connection closes.
  */
 
-static void
+void
 ngx_http_classify_speculate_finish(ngx_http_classify_spec_t *spec)
 {
     ngx_http_request_t  *r;
@@ -649,19 +579,47 @@ ngx_http_classify_speculate_finish(ngx_http_classify_spec_t *spec)
 void
 ngx_http_classify_speculate_abort(ngx_http_classify_spec_t *spec)
 {
-    ngx_http_upstream_t  *u;
-
     if (spec == NULL || spec->state != NGX_HTTP_CLASSIFY_SPEC_HOLDING) {
         return;
     }
 
-    spec->state = NGX_HTTP_CLASSIFY_SPEC_ABORTED;
     spec->decided = ngx_http_classify_usec() - spec->start;
-    spec->out = NULL;
 
-    ngx_http_classify_metrics_speculation_aborted(spec->request,
-                                                  spec->received,
-                                                  spec->decided);
+    if (spec->speculative) {
+        ngx_http_classify_metrics_speculation_aborted(spec->request,
+                                                      spec->received,
+                                                      spec->decided);
+    }
+
+    ngx_http_classify_speculate_stop(spec);
+}
+
+
+/*
+ * A released generation the client gets no more of (the output guard
+ * cut it): closed the same way.  The caller ends the client's response;
+ * the main request's write handler must no longer run the generation's.
+ */
+
+void
+ngx_http_classify_speculate_close(ngx_http_classify_spec_t *spec)
+{
+    if (spec->state != NGX_HTTP_CLASSIFY_SPEC_RELEASED) {
+        return;
+    }
+
+    ngx_http_classify_speculate_stop(spec);
+}
+
+
+static void
+ngx_http_classify_speculate_stop(ngx_http_classify_spec_t *spec)
+{
+    ngx_http_upstream_t  *u;
+
+    spec->state = NGX_HTTP_CLASSIFY_SPEC_ABORTED;
+
+    ngx_http_classify_hold_drop(&spec->hold);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, spec->request->connection->log, 0,
                    "classify: generation aborted, %O bytes given, %s",

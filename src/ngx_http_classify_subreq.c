@@ -491,6 +491,45 @@ ngx_http_classify_call_abort(ngx_http_classify_call_t *call)
 
 
 /*
+ * classify_resolve priority: once classifier k is positive, the ones listed
+ * after it cannot change the answer; stop paying for them now, not only at
+ * the decision.  Shadows are never outranked.
+ */
+
+void
+ngx_http_classify_calls_abort_outranked(ngx_http_classify_call_t *calls,
+    ngx_uint_t n, ngx_uint_t resolve)
+{
+    ngx_uint_t                 i, positive;
+    ngx_http_classify_call_t  *call;
+
+    if (resolve != NGX_HTTP_CLASSIFY_RESOLVE_PRIORITY) {
+        return;
+    }
+
+    positive = 0;
+
+    for (i = 0; i < n; i++) {
+        call = &calls[i];
+
+        if (call->classifier->shadow) {
+            continue;
+        }
+
+        if (positive) {
+            /* running: closed; outranked by a cached verdict: skipped */
+            ngx_http_classify_call_abort(call);
+            continue;
+        }
+
+        if (ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE) {
+            positive = 1;
+        }
+    }
+}
+
+
+/*
  * The upstream's cleanup closes the peer connection (so that the backend
  * sees the client go and stops costing) and finalizes the subrequest with
  * NGX_DONE, which balances r->main->count without calling the post

@@ -72,6 +72,8 @@ ngx_int_t ngx_http_classify_call_start(ngx_http_classify_call_t *call,
 void ngx_http_classify_call_expire(ngx_http_classify_call_t *call,
     const char *cause);
 void ngx_http_classify_call_abort(ngx_http_classify_call_t *call);
+void ngx_http_classify_calls_abort_outranked(ngx_http_classify_call_t *calls,
+    ngx_uint_t n, ngx_uint_t resolve);
 ngx_int_t ngx_http_classify_call_collect(ngx_http_request_t *r,
     ngx_http_classify_call_t *call, ngx_chain_t *in);
 void ngx_http_classify_call_header(ngx_http_request_t *sr);

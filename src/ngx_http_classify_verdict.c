@@ -290,6 +290,24 @@ ngx_http_classify_effective(ngx_http_classify_call_t *call)
 
 
 /*
+ * classify_resolve first: the first call to count as positive (an answer,
+ * or on_error block) is noted, as its index in calls.
+ */
+
+void
+ngx_http_classify_note_positive(ngx_http_classify_call_t *calls,
+    ngx_http_classify_call_t *call, ngx_int_t *first_positive)
+{
+    if (*first_positive < 0
+        && !call->classifier->shadow
+        && ngx_http_classify_effective(call) == NGX_HTTP_CLASSIFY_POSITIVE)
+    {
+        *first_positive = call - calls;
+    }
+}
+
+
+/*
  * Returns the index of the deciding classifier, NGX_HTTP_CLASSIFY_PASS,
  * or NGX_HTTP_CLASSIFY_UNDECIDED while the outcome is still open.
  * Shadow classifiers never take part.

@@ -42,6 +42,8 @@ ngx_uint_t ngx_http_classify_parse_answer(ngx_http_classify_classifier_t *cl,
 ngx_int_t ngx_http_classify_resolve(ngx_http_classify_call_t *calls,
     ngx_uint_t n, ngx_uint_t resolve, ngx_int_t first_positive);
 ngx_uint_t ngx_http_classify_effective(ngx_http_classify_call_t *call);
+void ngx_http_classify_note_positive(ngx_http_classify_call_t *calls,
+    ngx_http_classify_call_t *call, ngx_int_t *first_positive);
 ngx_http_classify_outcome_e ngx_http_classify_outcome(
     ngx_http_classify_call_t *call);
 const char *ngx_http_classify_on_error_name(

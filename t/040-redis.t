@@ -59,6 +59,11 @@ __DATA__
 
 
 === TEST 2: an element that is not JSON is skipped and logged
+--- config
+    location = /chat { classify a b; classify_pass /_gen; classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT; }
+    location = /_gen { internal; return 200 "passed $classify_session\n"; }
+    location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r2a; }
+    location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=r2b; }
 --- request
 POST /chat
 {"user_query":"q","session_id":"s1"}
@@ -185,7 +190,7 @@ qr/classify: answer not stored in "chat:s4": the (response was interrupted|strea
 === TEST 8: a Redis slower than its timeout: the request goes on without context
 --- init
 main::wait_error_log(qr/classify_redis "[^"]+": script -> ready/, 10);
-system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.6 >/dev/null 2>&1 &"); sleep 0.1;
+system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.6 >/dev/null 2>&1 &"); Time::HiRes::sleep(0.1);
 --- config
     location = /chat { classify a b; classify_pass /_gen; classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=200ms; }
     location = /_gen { internal; return 200 "passed after $classify_time ms\n"; }
@@ -202,8 +207,8 @@ qr/classify_redis "[^"]+": reading "chat:s1" timed out/
 
 === TEST 9: a slow Redis never blocks the worker: another request is answered meanwhile
 --- init
-system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.8 >/dev/null 2>&1 &"); sleep 0.1;
-system("curl -s -m 3 -o /dev/null -d '{\"user_query\":\"q\",\"session_id\":\"s1\"}' http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/chat &"); sleep 0.1;
+system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.8 >/dev/null 2>&1 &"); Time::HiRes::sleep(0.1);
+system("curl -s -m 3 -o /dev/null -d '{\"user_query\":\"q\",\"session_id\":\"s1\"}' http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/chat &"); Time::HiRes::sleep(0.1);
 --- config
     location = /chat { classify a b; classify_pass /_gen; classify_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=2s; }
     location = /_gen { internal; return 200 "passed\n"; }

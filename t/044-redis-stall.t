@@ -7,6 +7,7 @@ use Test::Nginx::Socket 'no_plan';
 use Test::Classify::Mock;
 use Test::Classify::Redis;
 use Test::Classify::Suite;
+use Test::Classify::Log;
 use Time::HiRes qw(sleep);
 
 our ($status_a, $status_b);
@@ -156,6 +157,7 @@ lost:
     }
     location = /_gen { internal; return 200 "passed\n"; }
     location /_c/c { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=st4c&verdict=true; }
+    location = /errlog { default_type text/plain; alias logs/error.log; }
 --- init
 main::connected();
 main::redis_stop();
@@ -179,8 +181,16 @@ main::turn_stored('D', 'while Redis was down');
 --- request
 GET /mock/log?tag=st4c
 --- response_body_like: ^200 [\d.]+ /classify/json
---- no_error_log
-lost:
+
+
+
+=== TEST 5b: ... the whole log so far: one "lost:" line, TEST 4's outage; no store lost, the connection not lost again
+--- request
+GET /errlog
+--- response_body_filters eval
+Test::Classify::Log::lines(qr/lost:/)
+--- response_body_like eval
+qr/\A\[error\] classify_redis "[^"]+": connection lost: [^\n]*\n\z/
 
 
 

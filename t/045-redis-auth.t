@@ -7,6 +7,7 @@ use Test::Nginx::Socket 'no_plan';
 use Test::Classify::Mock;
 use Test::Classify::Redis;
 use Test::Classify::Suite;
+use Test::Classify::Log;
 use Time::HiRes qw(sleep);
 
 our $connections;
@@ -87,6 +88,7 @@ invalid parameter "db=2" in "classify_redis"
     location = /_gen { internal; return 200 "passed\n"; }
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=au5a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=au5b; }
+    location = /errlog { default_type text/plain; alias logs/error.log; }
 --- request
 POST /chat
 {"user_query":"q","session_id":"s1"}
@@ -105,9 +107,16 @@ secret
 [map { "POST /chat\n{\"user_query\":\"q\",\"session_id\":\"s1\"}" } 1 .. 9]
 --- error_code eval
 [(503) x 9]
---- no_error_log
-[error]
-[warn]
+
+
+
+=== TEST 6b: ... the whole log so far: one [error] or [warn] line, TEST 5's
+--- request
+GET /errlog
+--- response_body_filters eval
+Test::Classify::Log::lines(qr/\[(?:error|warn)\]/)
+--- response_body_like eval
+qr/\A\[error\] classify_redis "127\.0\.0\.1:\d+ password=\.\.\.": AUTH failed: WRONGPASS[^\n]*\n\z/
 
 
 
@@ -145,6 +154,7 @@ main::ok(main::wait_error_log(qr/classify_redis "[^"]+": connected again/, 5),
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=au8a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=au8b; }
     location /_c/c { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=au8c&verdict=true; }
+    location = /errlog { default_type text/plain; alias logs/error.log; }
 --- init
 main::redis('RPUSH', 'chat:s6', '{"role":"user","content":"in db 0"}');
 --- request
@@ -169,5 +179,14 @@ qr/classify_redis "[^"]+": SELECT 99 failed: [^,]*/
 {"user_query":"q6","session_id":"s6"}']
 --- response_body eval
 ["passed\n", '{"query":"q6","context":[],"session":"s6"}', "passed\n"]
---- no_error_log
-SELECT
+
+
+
+=== TEST 9b: ... the whole log so far: SELECT said once, TEST 8's
+--- request
+GET /errlog
+--- response_body_filters eval
+Test::Classify::Log::lines(qr/SELECT/)
+--- response_body eval
+'[error] classify_redis "127.0.0.1:' . $ENV{TEST_NGINX_REDIS_PORT} . ' password=... db=99": SELECT 99 failed: ERR DB index is out of range, reconnecting
+'

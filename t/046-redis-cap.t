@@ -8,6 +8,7 @@ use Test::Nginx::Socket 'no_plan';
 use Test::Classify::Mock;
 use Test::Classify::Redis;
 use Test::Classify::Suite;
+use Test::Classify::Log;
 
 our ($net_before, $net_after);
 
@@ -66,6 +67,7 @@ __DATA__
     location = /_gen { internal; return 200 "passed\n"; }
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=capa; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=capb; }
+    location = /errlog { default_type text/plain; alias logs/error.log; }
 --- init
 main::wait_error_log(qr/script -> ready/, 5);
 $main::net_before = main::net_out();
@@ -133,8 +135,16 @@ POST /chat
 {"user_query":"q","session_id":"big"}
 --- response_body
 passed
---- no_error_log
-scripts refused
+
+
+
+=== TEST 5b: ... the whole log so far: said once, in TEST 4, not again for TEST 5's request
+--- request
+GET /errlog
+--- response_body_filters eval
+Test::Classify::Log::lines(qr/scripts refused/)
+--- response_body_like eval
+qr/\A\[warn\] classify_redis "[^"]+": scripts refused \(NOPERM[^\n]*\n\z/
 
 
 
@@ -151,5 +161,13 @@ main::wait_error_log(qr/connected again/, 5);
 "GET /mock/body?tag=capb&wait=1"]
 --- response_body eval
 ["ok\n", "passed\n", $main::newest_two]
---- no_error_log
-evalsha)
+
+
+
+=== TEST 6b: ... the whole log so far: SCRIPT LOAD refused once, and no read by EVALSHA after it
+--- request
+GET /errlog
+--- response_body_filters eval
+Test::Classify::Log::lines(qr/SCRIPT LOAD failed|\(evalsha\)/)
+--- response_body_like eval
+qr/\A(?:\[debug\] [^\n]*\(evalsha\)\n)*\[warn\] classify_redis "[^"]+": SCRIPT LOAD failed: NOPERM[^\n]*\n\z/

@@ -141,7 +141,7 @@ __DATA__
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d1a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d1b; }
 --- init
-heavy_send("d1", '{"messages":[' . ('0,' x 60000) . '{"role":"user","content":"x"}]}');
+main::heavy_send("d1", '{"messages":[' . ('0,' x 60000) . '{"role":"user","content":"x"}]}');
 --- request
 POST /light
 {"user_query":"light"}
@@ -154,7 +154,7 @@ passed
 
 === TEST 1b: ... and the heavy one got its 400 in time, naming the problem
 --- init
-heavy_wait("d1");
+main::heavy_wait("d1");
 --- request
 GET /heavy-d1.txt
 --- response_body
@@ -168,7 +168,7 @@ GET /heavy-d1.txt
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d2a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d2b; }
 --- init
-heavy_send("d2", '{"messages":[' . ('{"role":"tool","content":"x"},' x 30000) . '{"role":"user","content":"the question"}]}');
+main::heavy_send("d2", '{"messages":[' . ('{"role":"tool","content":"x"},' x 30000) . '{"role":"user","content":"the question"}]}');
 --- request
 POST /light
 {"user_query":"light"}
@@ -181,7 +181,7 @@ passed
 
 === TEST 2b: ... and the heavy one passed in time
 --- init
-heavy_wait("d2");
+main::heavy_wait("d2");
 --- request
 GET /heavy-d2.txt
 --- response_body
@@ -204,7 +204,7 @@ passed
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d3a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d3b; }
 --- init
-heavy_send("d3", main::conversation(15000));
+main::heavy_send("d3", main::conversation(15000));
 --- request
 POST /light
 {"user_query":"light"}
@@ -217,7 +217,7 @@ passed
 
 === TEST 3b: ... and the heavy one passed in time
 --- init
-heavy_wait("d3");
+main::heavy_wait("d3");
 --- request
 GET /heavy-d3.txt
 --- response_body
@@ -251,7 +251,7 @@ passed
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d5a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d5b; }
 --- init
-heavy_send("d5", '{"messages":[' . ('0,' x 524000) . '{"role":"user","content":"x"}]}');
+main::heavy_send("d5", '{"messages":[' . ('0,' x 524000) . '{"role":"user","content":"x"}]}');
 --- request
 POST /light
 {"user_query":"light"}
@@ -264,7 +264,7 @@ passed
 
 === TEST 5b: ... and the heavy one got its 400 in time
 --- init
-heavy_wait("d5");
+main::heavy_wait("d5");
 --- request eval
 ["GET /heavy-d5.txt", "GET /mock/count?tag=d5a"]
 --- response_body eval
@@ -278,7 +278,7 @@ heavy_wait("d5");
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d6a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d6b; }
 --- init
-heavy_send("d6", '{"user_query":"x","pad":[' . ('0,' x 524000) . '0]}');
+main::heavy_send("d6", '{"user_query":"x","pad":[' . ('0,' x 524000) . '0]}');
 --- request
 POST /light
 {"user_query":"light"}
@@ -291,7 +291,7 @@ passed
 
 === TEST 6b: ... and the heavy one passed in time, with its query
 --- init
-heavy_wait("d6");
+main::heavy_wait("d6");
 --- request eval
 ["GET /heavy-d6.txt", "GET /mock/body?tag=d6a&wait=1"]
 --- response_body eval
@@ -304,7 +304,7 @@ heavy_wait("d6");
     location /_c/a { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d7a; }
     location /_c/b { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/classify/json?tag=d7b; }
 --- init
-heavy_send("d7", '{"user_query":"' . ('\u00e9\n\"\\\\\ud83d\ude00' x 40000) . '"}');
+main::heavy_send("d7", '{"user_query":"' . ('\u00e9\n\"\\\\\ud83d\ude00' x 40000) . '"}');
 --- request
 POST /light
 {"user_query":"light"}
@@ -317,7 +317,7 @@ passed
 
 === TEST 7b: ... and the heavy one passed in time, its query decoded whole
 --- init
-heavy_wait("d7");
+main::heavy_wait("d7");
 --- request eval
 ["GET /heavy-d7.txt", "GET /mock/body?tag=d7a&wait=1"]
 --- response_body eval

@@ -130,6 +130,19 @@ is(scalar @ev, 4, 'include_usage: one piece, the stop, the usage chunk, [DONE]')
 is(scalar @{$json->decode($ev[2])->{choices}}, 0, 'include_usage: choices []');
 ok($json->decode($ev[2])->{usage}{total_tokens} > 0, 'include_usage: the usage');
 
+($st, $body) = post('/v1/generate?tag=g1&chunks=1&role=1', '{"stream":true}');
+@ev = $body =~ /^data: (.*)$/mg;
+is(scalar @ev, 4, 'role=1: the role chunk, one piece, the stop, [DONE]');
+is($json->decode($ev[0])->{choices}[0]{delta}{role}, 'assistant',
+   'role=1: the first chunk says the role, as the API does');
+
+($st, $body) = post('/v1/generate?tag=g1&chunks=2&tool=1', '{"stream":true}');
+@ev = $body =~ /^data: (.*)$/mg;
+is(join('|', map { $_ eq '[DONE]' ? 'done' : do { my $d = $json->decode($_)->{choices}[0]{delta};
+                   $d->{tool_calls} ? 'tool:' . $d->{tool_calls}[0]{function}{name}
+                   : $d->{content} // 'end' } } @ev),
+   'chunk1 |tool:lookup|chunk2 |end|done', 'tool=1: a tool call chunk after the first piece');
+
 # the events of an "event:"/"data:" stream: [type, decoded data] each
 sub typed_events {
     my @out;
@@ -172,6 +185,15 @@ is(join(' ', map { $_->[0] eq $_->[1]{type} ? $_->[0] : 'MISMATCH' } @ev),
 is(join('|', map { $_->[1]{delta}{text} } @ev[3, 4]), 'ab|cd',
    'format=anthropic: the text deltas');
 is($ev[6][1]{delta}{stop_reason}, 'end_turn', 'format=anthropic: end_turn');
+($st, $body) = post('/v1/generate?tag=g1&format=anthropic&chunks=2&text=abcd&tool=1',
+                    '{"model":"m1","stream":true}');
+@ev = typed_events($body);
+is(join(' ', map { $_->[0] . (defined $_->[1]{index} ? ":$_->[1]{index}" : '') } @ev[3 .. 10]),
+   'content_block_delta:0 content_block_stop:0 content_block_start:1 '
+   . 'content_block_delta:1 content_block_stop:1 content_block_start:2 '
+   . 'content_block_delta:2 content_block_stop:2',
+   'tool=1, anthropic: a tool_use block between two text blocks');
+is($ev[5][1]{content_block}{type}, 'tool_use', 'tool=1, anthropic: tool_use');
 ($st, $body) = post('/v1/generate?tag=g1&format=anthropic&strict=1',
                     '{"model":"m1"}');
 $o = $json->decode($body);

@@ -36,7 +36,7 @@ __DATA__
 
 === TEST 1: the generation starts at once, while Redis still sleeps on the context read; the classifiers after it
 --- init
-system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.5 >/dev/null 2>&1 &"); sleep 0.1;
+system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.5 >/dev/null 2>&1 &"); Time::HiRes::sleep(0.1);
 --- config
     location = /chat {
         classify a b; classify_pass /_gen; classify_speculate on;
@@ -112,7 +112,7 @@ POST /chat/y
 
 === TEST 4: Redis too slow with classify_redis_on_error block: the 503 closes the generation too
 --- init
-system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.6 >/dev/null 2>&1 &"); sleep 0.1;
+system("redis-cli -p $ENV{TEST_NGINX_REDIS_PORT} DEBUG SLEEP 0.6 >/dev/null 2>&1 &"); Time::HiRes::sleep(0.1);
 --- config
     location = /chat {
         classify a b; classify_pass /_gen; classify_speculate on;

@@ -69,9 +69,16 @@
  *   format=F the wire format: openai (the default), responses, anthropic;
  *   an unknown format answers 400), strict=1: stream only when the body
  *   says "stream": true (the APIs' rule; by default it streams unless the
- *   body says "stream": false).
+ *   body says "stream": false), tool=K: right after piece K a tool call
+ *   (openai: a chunk with delta.tool_calls of "lookup"; anthropic: the
+ *   text block stopped, a tool_use block "lookup" with one input_json_delta
+ *   and its stop, then a new text block the next pieces go to; responses:
+ *   ignored).
  *   openai, streaming: 200 text/event-stream (chunked under HTTP/1.1,
  *   close-delimited under HTTP/1.0), each event written on its own:
+ *     data: {... "choices":[{"index":0,"delta":{"role":"assistant",
+ *            "content":""},"finish_reason":null}]}\n\n  (first, with role=1,
+ *           as the API sends it)
  *     data: {"id":"chatcmpl-gen","object":"chat.completion.chunk",
  *            "created":<t>,"model":M,"choices":[{"index":0,"delta":
  *            {"content":PIECE},"finish_reason":null}]}\n\n   (K times)

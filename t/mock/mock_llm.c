@@ -28,6 +28,7 @@ typedef struct {
     void       (*piece)(mock_buf_t *b, llm_t *l, const char *p, size_t n);
     void       (*end)(mock_buf_t *b, llm_t *l);
     void       (*whole)(mock_buf_t *b, llm_t *l, const char *p, size_t n);
+    void       (*tool)(mock_buf_t *b, llm_t *l);    /* NULL: tool= ignored */
 } gen_format_t;
 
 struct llm_s {
@@ -46,6 +47,9 @@ struct llm_s {
     int                  sent;
     int                  seq;         /* Responses' sequence_number */
     int                  usage;       /* stream_options.include_usage */
+    int                  role;        /* role=1: chat's role chunk first */
+    int                  tool;        /* tool=K: a tool call after piece K */
+    int                  block;       /* Anthropic: the text block's index */
     double               gap;
     char                *text;        /* text=, NULL: "chunkN " pieces */
     size_t              *cuts;        /* chunks + 1 offsets into text */
@@ -359,12 +363,35 @@ openai_chunk(mock_buf_t *b, llm_t *l)
 
 
 static void
+openai_start(mock_buf_t *b, llm_t *l)
+{
+    if (l->role) {
+        openai_chunk(b, l);
+        buf_str(b, "{\"role\":\"assistant\",\"content\":\"\"},"
+                "\"finish_reason\":null}]}\n\n");
+    }
+}
+
+
+static void
 openai_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 {
     openai_chunk(b, l);
     buf_str(b, "{\"content\":");
     buf_json(b, p, n);
     buf_str(b, "},\"finish_reason\":null}]}\n\n");
+}
+
+
+/* tool=K: a tool call's chunk between the text */
+
+static void
+openai_tool(mock_buf_t *b, llm_t *l)
+{
+    openai_chunk(b, l);
+    buf_str(b, "{\"tool_calls\":[{\"index\":0,\"id\":\"call_mock\","
+            "\"type\":\"function\",\"function\":{\"name\":\"lookup\","
+            "\"arguments\":\"{\\\"q\\\":1}\"}}]},\"finish_reason\":null}]}\n\n");
 }
 
 
@@ -542,9 +569,9 @@ anthropic_start(mock_buf_t *b, llm_t *l)
 static void
 anthropic_piece(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 {
-    buf_str(b, "event: content_block_delta\ndata: {\"type\":"
-            "\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
-            "\"text_delta\",\"text\":");
+    buf_printf(b, "event: content_block_delta\ndata: {\"type\":"
+               "\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":"
+               "\"text_delta\",\"text\":", l->block);
     buf_json(b, p, n);
     buf_str(b, "}}\n\n");
 }
@@ -558,14 +585,39 @@ anthropic_end(mock_buf_t *b, llm_t *l)
     gen_text(l, &text);
 
     buf_printf(b, "event: content_block_stop\ndata: {\"type\":"
-               "\"content_block_stop\",\"index\":0}\n\n"
+               "\"content_block_stop\",\"index\":%d}\n\n"
                "event: message_delta\ndata: {\"type\":\"message_delta\","
                "\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":"
                "null},\"usage\":{\"output_tokens\":%ld}}\n\n"
                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-               tokens(text.len));
+               l->block, tokens(text.len));
 
     buf_free(&text);
+}
+
+
+/* tool=K: the text block closed, a tool_use block, a new text block */
+
+static void
+anthropic_tool(mock_buf_t *b, llm_t *l)
+{
+    buf_printf(b, "event: content_block_stop\ndata: {\"type\":"
+               "\"content_block_stop\",\"index\":%d}\n\n"
+               "event: content_block_start\ndata: {\"type\":"
+               "\"content_block_start\",\"index\":%d,\"content_block\":{"
+               "\"type\":\"tool_use\",\"id\":\"toolu_mock\",\"name\":"
+               "\"lookup\",\"input\":{}}}\n\n"
+               "event: content_block_delta\ndata: {\"type\":"
+               "\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":"
+               "\"input_json_delta\",\"partial_json\":\"{\\\"q\\\": 1}\"}}\n\n"
+               "event: content_block_stop\ndata: {\"type\":"
+               "\"content_block_stop\",\"index\":%d}\n\n"
+               "event: content_block_start\ndata: {\"type\":"
+               "\"content_block_start\",\"index\":%d,\"content_block\":{"
+               "\"type\":\"text\",\"text\":\"\"}}\n\n",
+               l->block, l->block + 1, l->block + 1, l->block + 1,
+               l->block + 2);
+    l->block += 2;
 }
 
 
@@ -577,13 +629,13 @@ anthropic_whole(mock_buf_t *b, llm_t *l, const char *p, size_t n)
 
 
 static const gen_format_t  gen_formats[] = {
-    { "openai", "text/event-stream", NULL, openai_piece, openai_end,
-      openai_whole },
+    { "openai", "text/event-stream", openai_start, openai_piece, openai_end,
+      openai_whole, openai_tool },
     { "responses", "text/event-stream", responses_start, responses_piece,
-      responses_end, responses_whole },
+      responses_end, responses_whole, NULL },
     { "anthropic", "text/event-stream", anthropic_start, anthropic_piece,
-      anthropic_end, anthropic_whole },
-    { NULL, NULL, NULL, NULL, NULL, NULL }
+      anthropic_end, anthropic_whole, anthropic_tool },
+    { NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 };
 
 
@@ -664,6 +716,10 @@ gen_fire(mock_conn_t *c)
 
     if (l->sent < l->chunks) {
         gen_piece(&b, l, l->sent++);
+
+        if (l->sent == l->tool && l->fmt->tool) {
+            l->fmt->tool(&b, l);
+        }
     }
 
     if (c->r.mode == MOCK_RESET) {       /* the first piece, then close */
@@ -822,6 +878,9 @@ gen_start(mock_conn_t *c)
     if (l->gap < 0 || l->gap > 1e6) {
         l->gap = 0;
     }
+
+    l->role = (mock_arg_num(r->query, "role", 0) != 0);
+    l->tool = (int) mock_arg_num(r->query, "tool", 0);
 
     l->text = mock_arg(r->query, "text");
     if (l->text && l->chunks) {

@@ -221,11 +221,21 @@ sub wait_error_log {
     return 0;
 }
 
+# where a background request's body, status and answer go: a directory of
+# this module's, not nginx's servroot, which OpenResty's Test::Nginx
+# removes with rmdir() when the next block restarts nginx (it empties only
+# the directories it made there: "Can't remove t/servroot (not empty?)")
+sub background_file {
+    my ($name) = @_;
+    make_path("$dir/background");
+    return "$dir/background/$name";
+}
+
 # a POST to the nginx under test, in the background (curl), so that the
 # test goes on while it waits; its answer is read by background_result()
 sub post_background {
     my ($name, $uri, $body) = @_;
-    my $out = nginx_file("bg-$name");
+    my $out = background_file($name);
     my $url = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}$uri";
 
     unlink "$out.status", "$out.body";
@@ -243,7 +253,7 @@ sub post_background {
 # (status, body) of a background request, once it ended (up to $secs)
 sub background_result {
     my ($name, $secs) = @_;
-    my $out = nginx_file("bg-$name");
+    my $out = background_file($name);
 
     for (1 .. ($secs // 30) * 50) {
         if (-e "$out.status") {
