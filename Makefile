@@ -397,12 +397,10 @@ bench-speculate: bench-tools
 # time to first token, the lag of the answer's events behind the backend,
 # worker CPU per streamed request, guard off against hold, a smaller
 # window and release (bench/guard/run; ports 18580 and 18590; QUICK=1 for
-# c=1 and 64 only)
+# c=1 and 64 only); bench/GUARD-RESULTS.md
 .PHONY: bench-guard
-bench-guard: deps-test build
-	$(call apt_ensure,$(DEB_BENCH))
-	@$(MAKE) --no-print-directory $(MOCK) $(BIN)/classify-load
-	QUICK=$(QUICK) BIN=$(BIN) bench/guard/run
+bench-guard: bench-tools
+	$(BENCH_RUN) bench/guard/run
 
 # make soak: the bounded soak (soak/run; its top comment says what it mixes
 # and what fails it), on 127.0.0.1 ports 19080, 19090 and 19379.  Report in

@@ -5,10 +5,10 @@
 #   . "$top/bench/lib.sh"
 #   bench_init NAME OFFSET      the run's directory $out (build/bench/NAME),
 #                               its ports, cleanup on exit, log/die
-#   bench_levels QUICK FULL     LEVELS, the concurrencies, and count C
+#   bench_levels QUICK FULL [ONE]  LEVELS, the concurrencies, and count C
 #   classifier NAME KIND VERDICT DELAY CONTEXT [REPLY]
-#                               a classifier of the mock: KIND off or ruling
-#                               (the prompt and the default reply)
+#                               a classifier of the mock: KIND off, ruling
+#                               or harm (the prompt and the default reply)
 #   conf_module FILE            the module's nginx.conf: $MODULE_HTTP at
 #                               http{} level, module_gates() in the server
 #   conf_peers FILE             the peers' nginx.conf: one server per peer
@@ -40,11 +40,13 @@ QUICK=${QUICK:-}
 
 PEERS="lua njs"
 
-# the two kinds of classifier: the prompt and the reply
+# the kinds of classifier: the prompt and the reply
 PROMPT_off="Answer Yes if the question is off-topic, else No."
 REPLY_off="I can only help with on-topic questions."
 PROMPT_ruling="Answer Yes if the question asks for a ruling, else No."
 REPLY_ruling="Please ask a qualified scholar."
+PROMPT_harm="Answer Yes if the answer is harmful, else No."
+REPLY_harm="I can't continue this answer."
 
 cls_names=()
 declare -A cls_kind cls_verdict cls_delay cls_context cls_reply
@@ -62,6 +64,13 @@ CLS_HEADERS=            # more in each classifier location (the calls'
 
 log() { printf '%s %s: %s\n' "$(date +%T)" "$bench" "$*" >&2; }
 die() { echo "$bench: $*" >&2; exit 1; }
+
+need() {   # file...
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || die "$f missing (make bench builds and installs it)"
+    done
+}
 
 bench_cleanup() {
     trap - INT TERM EXIT
@@ -99,27 +108,22 @@ bench_init() {   # name offset
 
     ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-    local f
-    for f in "$bin/classify-load" "$bin/mock-llm" "$module" \
-             "$luamods/ndk_http_module.so" "$luamods/ngx_http_lua_module.so" \
-             "$luamods/ngx_http_js_module.so"; do
-        [ -f "$f" ] || die "$f missing (make bench builds and installs it)"
-    done
+    need "$bin/classify-load" "$bin/mock-llm" "$module"
 
     ports_free "$bench" $GW_PORT $LUA_PORT $NJS_PORT $MOCK_PORT
 }
 
 # the concurrency levels, LEVELS (QUICK=1: 1 and 64, else 1, 64 and 256),
-# and count C: the measured requests at C, 20 (200) at c=1, else C times
-# QUICK_PER (FULL_PER)
-bench_levels() {   # quick_per full_per
+# and count C: the measured requests at C, 20 (FULL_ONE, 200) at c=1, else
+# C times QUICK_PER (FULL_PER)
+bench_levels() {   # quick_per full_per [full_one]
     if [ -n "$QUICK" ]; then
         LEVELS="1 64"
         count_one=20
         count_per=$1
     else
         LEVELS="1 64 256"
-        count_one=200
+        count_one=${3:-200}
         count_per=$2
     fi
 }
@@ -369,6 +373,8 @@ EOF
 # loads the module alone.
 conf_peers() {   # file
     local p
+    need "$luamods/ndk_http_module.so" "$luamods/ngx_http_lua_module.so" \
+         "$luamods/ngx_http_js_module.so"
     peers_json > "$out/conf/peers/peers.json"
     { printf 'export default '; cat "$out/conf/peers/peers.json"; } \
         > "$out/conf/peers/peers.js"
