@@ -1,11 +1,12 @@
-# bench/lib.sh -- what the three benchmarks' runners share (bench/run,
-# bench/cache/run, bench/speculate/run), on top of tools/lib.sh (services
-# started and stopped by their recorded pids):
+# bench/lib.sh -- what the benchmarks' runners share (bench/run,
+# bench/cache/run, bench/speculate/run, bench/guard/run), on top of
+# tools/lib.sh (services started and stopped by their recorded pids):
 #
 #   . "$top/bench/lib.sh"
 #   bench_init NAME OFFSET      the run's directory $out (build/bench/NAME),
 #                               its ports, cleanup on exit, log/die
-#   bench_levels QUICK FULL [ONE]  LEVELS, the concurrencies, and count C
+#   bench_levels QUICK FULL [ONE]
+#                               LEVELS, the concurrencies, and count C
 #   classifier NAME KIND VERDICT DELAY CONTEXT [REPLY]
 #                               a classifier of the mock: KIND off, ruling
 #                               or harm (the prompt and the default reply)
@@ -23,7 +24,7 @@
 #   runs_header COL... / runs_row VALUE...   $out/runs.tsv
 #   bench_params                $out/params.txt: the machine, the software
 #
-# Both gates of a benchmark serve the same classifier locations
+# The module's gate and the peers serve the same classifier locations
 # (/_cls/NAME, the mock's tag NAME), the same generation locations
 # ($GEN_LOCS, tagged <location>-<run>) and log every client request in one
 # format (bench): "$msec run= rid= warm= status= rt= verdict= time=
@@ -499,8 +500,7 @@ client() {   # errfile args...
 # 10) requests (marked X-Bench-Warmup: 1, left out of the latency figures,
 # counted in the CPU ones) and N measured ones, the files csv/LABEL.*; in
 # m_*: the CPU of MASTER's workers, of the mock and of Redis ($redis_pid)
-# around it,
-# the wall time, the client's summary line and command
+# around it, the wall time, the client's summary line and command
 measure() {   # label master url c n args...
     local label=$1 master=$2 url=$3 c=$4 n=$5 ws t0 t1 a b r
     shift 5
