@@ -60,6 +60,49 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 }
 
 
+/*
+ * Room for "need" more bytes after the "used" of *data, *size allocated:
+ * the buffers that grow as bytes arrive (the kept body, an answer, a
+ * stream's text) double from "start", never past "max" (0: no bound) nor
+ * short of the need; the bytes so far are copied, the old block is left to
+ * the pool.  Callers check their own limit first.
+ */
+
+static ngx_inline ngx_int_t
+ngx_http_classify_reserve(ngx_pool_t *pool, u_char **data, size_t used,
+    size_t *size, size_t need, size_t start, size_t max)
+{
+    u_char  *p;
+    size_t   n;
+
+    if (used + need <= *size) {
+        return NGX_OK;
+    }
+
+    n = ngx_max(2 * *size, start);
+
+    if (max && n > max) {
+        n = max;
+    }
+
+    n = ngx_max(n, used + need);
+
+    p = ngx_pnalloc(pool, n);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (used) {
+        ngx_memcpy(p, *data, used);
+    }
+
+    *data = p;
+    *size = n;
+
+    return NGX_OK;
+}
+
+
 #define ngx_http_classify_isalnum(c)                                          \
     (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z')                 \
      || ((c) >= 'A' && (c) <= 'Z'))
@@ -67,7 +110,6 @@ ngx_http_classify_print_ms(u_char *p, u_char *last, ngx_msec_int_t usec)
 
 typedef struct ngx_http_classify_metrics_s  ngx_http_classify_metrics_t;
 typedef struct ngx_http_classify_spec_s     ngx_http_classify_spec_t;
-typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
 typedef struct ngx_http_classify_guard_s    ngx_http_classify_guard_t;
 
 /* the verdict cache: ngx_http_classify_cache.h */

@@ -107,39 +107,22 @@ static ngx_int_t
 ngx_http_classify_keep_body(ngx_http_request_t *r,
     ngx_http_classify_ctx_t *ctx, u_char *data, size_t len)
 {
-    u_char  *p;
-    size_t   size, want;
-
     if (len == 0) {
         return NGX_OK;
     }
 
-    want = ctx->body.len + len;
-
-    if (want > ctx->body_size) {
-        size = ngx_max(2 * ctx->body_size, 16384);
-
-        if (r->headers_in.content_length_n > 0) {
-            size = ngx_min(size, (size_t) r->headers_in.content_length_n);
-        }
-
-        size = ngx_max(size, want);
-
-        p = ngx_pnalloc(r->pool, size);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ctx->body.len) {
-            ngx_memcpy(p, ctx->body.data, ctx->body.len);
-        }
-
-        ctx->body.data = p;
-        ctx->body_size = size;
+    if (ngx_http_classify_reserve(r->pool, &ctx->body.data, ctx->body.len,
+                                  &ctx->body_size, len, 16384,
+                                  r->headers_in.content_length_n > 0
+                                  ? (size_t) r->headers_in.content_length_n
+                                  : 0)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     ngx_memcpy(ctx->body.data + ctx->body.len, data, len);
-    ctx->body.len = want;
+    ctx->body.len += len;
 
     return NGX_OK;
 }
@@ -172,7 +155,6 @@ static ngx_int_t
 ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     size_t                          len;
-    u_char                         *p;
     ngx_chain_t                    *cl;
     ngx_http_classify_ctx_t        *ctx;
     ngx_http_classify_spec_t       *spec;
@@ -228,21 +210,13 @@ ngx_http_classify_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
                 ctx->capture_failed = 1;
 
             } else if (len) {
-                if (ctx->capture.len + len > ctx->capture_size) {
-                    ctx->capture_size = ngx_max(2 * ctx->capture_size,
-                                                ctx->capture.len + len);
-                    ctx->capture_size = ngx_max(ctx->capture_size, 4096);
-
-                    p = ngx_pnalloc(r->pool, ctx->capture_size);
-                    if (p == NULL) {
-                        return NGX_ERROR;
-                    }
-
-                    if (ctx->capture.len) {
-                        ngx_memcpy(p, ctx->capture.data, ctx->capture.len);
-                    }
-
-                    ctx->capture.data = p;
+                if (ngx_http_classify_reserve(r->pool, &ctx->capture.data,
+                                              ctx->capture.len,
+                                              &ctx->capture_size, len, 4096,
+                                              0)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
                 }
 
                 ngx_memcpy(ctx->capture.data + ctx->capture.len,

@@ -464,31 +464,20 @@ static ngx_int_t
 ngx_http_classify_guard_text(ngx_http_classify_guard_t *g, ngx_str_t *raw,
     size_t *len)
 {
-    u_char  *p, *last;
-    size_t   size;
+    u_char  *last;
 
-    if (g->text.len + raw->len > g->text_size) {
-        if (g->text.len + raw->len > NGX_HTTP_CLASSIFY_GUARD_TEXT_MAX) {
-            ngx_http_classify_guard_fail(g, "the answer is longer than "
-                                            "1 MiB of text");
-            return NGX_OK;
-        }
+    if (g->text.len + raw->len > NGX_HTTP_CLASSIFY_GUARD_TEXT_MAX) {
+        ngx_http_classify_guard_fail(g, "the answer is longer than "
+                                        "1 MiB of text");
+        return NGX_OK;
+    }
 
-        size = ngx_max(2 * g->text_size, 1024);
-        size = ngx_max(size, g->text.len + raw->len);
-        size = ngx_min(size, NGX_HTTP_CLASSIFY_GUARD_TEXT_MAX);
-
-        p = ngx_pnalloc(g->request->pool, size);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (g->text.len) {
-            ngx_memcpy(p, g->text.data, g->text.len);
-        }
-
-        g->text.data = p;
-        g->text_size = size;
+    if (ngx_http_classify_reserve(g->request->pool, &g->text.data,
+                                  g->text.len, &g->text_size, raw->len, 1024,
+                                  NGX_HTTP_CLASSIFY_GUARD_TEXT_MAX)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     last = ngx_http_classify_jsonr_copy(g->text.data + g->text.len, raw);

@@ -267,8 +267,7 @@ static ngx_int_t
 ngx_http_classify_sse_keep(ngx_http_classify_sse_t *sse, u_char *from,
     u_char *to)
 {
-    u_char  *p;
-    size_t   n, size;
+    size_t  n;
 
     n = to - from;
 
@@ -281,22 +280,11 @@ ngx_http_classify_sse_keep(ngx_http_classify_sse_t *sse, u_char *from,
         return NGX_OK;
     }
 
-    if (sse->len + n > sse->size) {
-        size = ngx_max(2 * sse->size, 1024);
-        size = ngx_max(size, sse->len + n);
-        size = ngx_min(size, sse->max);
-
-        p = ngx_pnalloc(sse->pool, size);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (sse->len) {
-            ngx_memcpy(p, sse->buf, sse->len);
-        }
-
-        sse->buf = p;
-        sse->size = size;
+    if (ngx_http_classify_reserve(sse->pool, &sse->buf, sse->len, &sse->size,
+                                  n, 1024, sse->max)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     ngx_memcpy(sse->buf + sse->len, from, n);

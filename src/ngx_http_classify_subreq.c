@@ -634,8 +634,7 @@ ngx_int_t
 ngx_http_classify_call_collect(ngx_http_request_t *r,
     ngx_http_classify_call_t *call, ngx_chain_t *in)
 {
-    size_t                     len, size;
-    u_char                    *p;
+    size_t                     len, start;
     ngx_buf_t                 *b;
     ngx_chain_t               *cl;
     ngx_http_core_loc_conf_t  *clcf;
@@ -672,31 +671,24 @@ ngx_http_classify_call_collect(ngx_http_request_t *r,
                 continue;
             }
 
+            /* the whole answer at once when its length is known */
+            start = NGX_HTTP_CLASSIFY_ANSWER_START;
+
             if (r->headers_out.content_length_n > 0
                 && (size_t) r->headers_out.content_length_n
                    <= clcf->subrequest_output_buffer_size)
             {
-                size = r->headers_out.content_length_n;
-
-            } else {
-                size = ngx_max(2 * call->answer_size,
-                               NGX_HTTP_CLASSIFY_ANSWER_START);
+                start = r->headers_out.content_length_n;
             }
 
-            size = ngx_max(size, call->answer.len + len);
-            size = ngx_min(size, clcf->subrequest_output_buffer_size);
-
-            p = ngx_pnalloc(r->pool, size);
-            if (p == NULL) {
+            if (ngx_http_classify_reserve(r->pool, &call->answer.data,
+                                          call->answer.len,
+                                          &call->answer_size, len, start,
+                                          clcf->subrequest_output_buffer_size)
+                != NGX_OK)
+            {
                 return NGX_ERROR;
             }
-
-            if (call->answer.len) {
-                ngx_memcpy(p, call->answer.data, call->answer.len);
-            }
-
-            call->answer.data = p;
-            call->answer_size = size;
         }
 
         ngx_memcpy(call->answer.data + call->answer.len, b->pos, len);
