@@ -239,6 +239,14 @@ ngx_http_classify_guard_header(ngx_http_classify_spec_t *spec)
     {
         g->state = NGX_HTTP_CLASSIFY_GUARD_STREAM;
 
+        /* a cut stream is not the length the backend announced */
+        sr->headers_out.content_length_n = -1;
+
+        if (sr->headers_out.content_length) {
+            sr->headers_out.content_length->hash = 0;
+            sr->headers_out.content_length = NULL;
+        }
+
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                        "classify: output judged as an event stream");
 
@@ -295,6 +303,11 @@ ngx_http_classify_guard_body(ngx_http_classify_spec_t *spec, ngx_chain_t *in)
     for (cl = in; cl; cl = cl->next) {
         if (cl->buf->last_buf || cl->buf->last_in_chain) {
             g->last = 1;
+        }
+
+        if (!ngx_buf_special(cl->buf) && !ngx_buf_in_memory(cl->buf)) {
+            /* a cached or static answer: its bytes are not read here */
+            ngx_http_classify_guard_fail(g, "the answer is in a file");
         }
     }
 
@@ -824,21 +837,25 @@ ngx_http_classify_guard_judge(ngx_http_classify_guard_t *g)
 
 /*
  * What a call is shown: the newest text of the answer so far, at most
- * NGX_HTTP_CLASSIFY_GUARD_SEEN bytes or four windows, from a character's
- * first byte.
+ * NGX_HTTP_CLASSIFY_GUARD_SEEN bytes or four windows, but never less than
+ * all the text no judgement has seen yet (what came during a slow one),
+ * from a character's first byte.
  */
 
 static void
 ngx_http_classify_guard_view(ngx_http_classify_guard_t *g, ngx_str_t *view)
 {
     u_char  *p, *last;
-    size_t   seen;
+    size_t   seen, start;
 
     seen = ngx_max(NGX_HTTP_CLASSIFY_GUARD_SEEN,
                    4 * g->ctx->conf->output_window);
 
+    start = g->text.len > seen ? g->text.len - seen : 0;
+    start = ngx_min(start, g->judged_text);
+
     last = g->text.data + g->text.len;
-    p = g->text.len > seen ? last - seen : g->text.data;
+    p = g->text.data + start;
 
     while (p < last && (*p & 0xc0) == 0x80) {
         p++;

@@ -419,7 +419,9 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
          */
 
         if (spec->ran && spec->sr->upstream == NULL) {
-            (void) ngx_http_post_request(spec->sr, NULL);
+            /* through the main request: its write handler runs the
+             * generation's only while it has not ended */
+            (void) ngx_http_post_request(r, NULL);
         }
 
         return;
@@ -447,8 +449,13 @@ ngx_http_classify_speculate_release(ngx_http_classify_spec_t *spec)
     }
 
     if (spec->full) {
-        /* its upstream waits for the buffers it gave to be sent */
-        (void) ngx_http_post_request(spec->sr, NULL);
+        /*
+         * its upstream waits for the buffers it gave to be sent: woken
+         * through the main request, never directly, since the body handler
+         * may have posted the main request already, and the generation may
+         * end in that run (a finalized subrequest keeps its write handler)
+         */
+        (void) ngx_http_post_request(r, NULL);
     }
 }
 

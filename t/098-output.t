@@ -20,6 +20,24 @@ sub uri { my $s = shift; $s =~ s/([^A-Za-z0-9.])/sprintf('%%%02X', ord $1)/ge; $
 $ENV{TEST_NGINX_TEXT_CLEAN} = uri($clean);
 $ENV{TEST_NGINX_TEXT_FLAGGED} = uri($flagged);
 
+# 14 KB of answer in 140 chunks, a flagged word in the 50th, as a chat
+# completions stream (a static file: it all comes at once)
+our $long_flagged = join '', map { $_ == 50 ? ('x' x 44) . ' pizza ' . ('x' x 49)
+                                            : ('x' x 100) } 1 .. 140;
+
+sub main::long_sse {
+    my $sse = '';
+    for my $i (0 .. 139) {
+        my $t = substr($main::long_flagged, 100 * $i, 100);
+        $sse .= 'data: {"id":"l","object":"chat.completion.chunk","created":1,'
+              . '"model":"m","choices":[{"index":0,"delta":{"content":"' . $t
+              . '"},"finish_reason":null}]}' . "\n\n";
+    }
+    return $sse . 'data: {"id":"l","object":"chat.completion.chunk","created":1,'
+         . '"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+         . "\n\ndata: [DONE]\n\n";
+}
+
 add_block_preprocessor(sub {
     my $block = shift;
 
@@ -456,6 +474,7 @@ client prematurely closed connection
         proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
         proxy_buffering off;
         proxy_buffer_size 4k;
+        proxy_method GET;
     }
     location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o19o&verdict=no&delay=0.02; }
 --- request
@@ -903,3 +922,110 @@ sub { my (@types, $text);
 qr/classify: output verdict pass, judgements: \d+ in/
 --- no_error_log
 [error]
+
+
+
+=== TEST 39: hold: all the text that came during a slow judgement is seen by the next one, however much (a flagged word 9 KiB before the end)
+--- user_files eval
+">>> long.sse\n" . main::long_sse()
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; }
+    location @gen {
+        rewrite ^ /long.sse break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT;
+        proxy_buffering off;
+        proxy_buffer_size 4k;
+        proxy_method GET;
+    }
+    location = /long.sse { default_type text/event-stream; }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o39o&rule=offtopic&delay=0.5; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"tell me"}],"stream":true}
+--- response_body_filters eval
+sub { main::chat_cut($_[0], $main::long_flagged, 'pizza') }
+--- response_body_like: ^the flagged word was not sent, \d+ bytes of text before the reply, finish:content_filter done$
+--- error_log eval
+qr/classify: output verdict out, judgements: 2 in/
+--- no_error_log
+[error]
+
+
+
+=== TEST 40: an event stream's Content-Length from the backend is not the client's (a cut stream is shorter)
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; }
+    location @gen {
+        rewrite ^ /lengthy break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT;
+    }
+    location = /lengthy {
+        default_type text/event-stream;
+        return 200 'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"The best pizza is here."},"finish_reason":null}]}
+
+data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}
+
+data: [DONE]
+
+';
+    }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o40o&rule=offtopic; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"tell me"}],"stream":true}
+--- response_headers
+Content-Length:
+--- response_body_filters eval
+sub { main::chat_cut($_[0], "The best pizza is here.", 'pizza') }
+--- response_body
+the flagged word was not sent, 0 bytes of text before the reply, finish:content_filter done
+--- no_error_log
+[error]
+
+
+
+=== TEST 41: an answer nginx sends from a file (a static or cached generation) cannot be judged: on_error pass applies, whole and at once
+--- user_files eval
+">>> long.sse\n" . main::long_sse()
+--- config
+    location = /chat { classify in; classify_pass @gen; classify_output out; }
+    location @gen { rewrite ^ /long.sse break; error_page 405 =200 /long.sse; }
+    location = /long.sse { default_type text/event-stream; sendfile on; }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o41o&verdict=no; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"tell me"}],"stream":true}
+--- timeout: 3
+--- response_body eval
+main::long_sse()
+--- error_log
+classify: the answer cannot be judged: the answer is in a file, passing (on_error pass)
+
+
+
+=== TEST 42: release mode after a speculative generation held past its buffer that ends right after the pass: arrives whole, the generation's upstream run once more only while it lives
+--- http_config
+    classifier slow { pass /_c/slow; prompt "slow?"; reply "The question is blocked."; }
+--- config
+    location = /chat { classify slow; classify_pass @gen; classify_speculate on; classify_speculate_buffer 8k; classify_output out; classify_output_mode release; }
+    location @gen {
+        rewrite ^ /v1/generate?tag=o42g&chunks=100? break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
+        proxy_buffering off;
+        proxy_buffer_size 4k;
+    }
+    location /_c/slow { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o42i&verdict=no&delay=0.3; }
+    location /_c/out { internal; proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions?tag=o42o&verdict=no; }
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"x"}],"stream":true}
+--- response_body_filters eval
+sub { my @n = $_[0] =~ /"content":"chunk(\d+) "/g;
+      my $in_order = CORE::join(',', @n) eq CORE::join(',', 1 .. 100);
+      scalar(@n) . " chunks" . ($in_order ? " in order" : "")
+      . ($_[0] =~ /"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n\z/s ? ", done\n" : ", no end\n") }
+--- response_body
+100 chunks in order, done
+--- no_error_log
+[error]
+[alert]
