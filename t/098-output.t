@@ -89,6 +89,16 @@ sub main::chat_cut {
            . length($text) . " bytes of text before the reply, $end\n";
 }
 
+# the mock's "chunkN " stream: how many came, in order, and its end
+sub main::chunks_summary {
+    my ($body, $n) = @_;
+    my @n = $body =~ /"content":"chunk(\d+) "/g;
+    my $in_order = join(',', @n) eq join(',', 1 .. $n);
+    return scalar(@n) . " chunks" . ($in_order ? " in order" : "")
+         . ($body =~ /"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n\z/s
+            ? ", done\n" : ", no end\n");
+}
+
 sub main::typed_events {
     my @out;
     for my $data ($_[0] =~ /^data: (.*)$/mg) {
@@ -481,10 +491,7 @@ client prematurely closed connection
 POST /chat
 {"messages":[{"role":"user","content":"x"}],"stream":true}
 --- response_body_filters eval
-sub { my @n = $_[0] =~ /"content":"chunk(\d+) "/g;
-      my $in_order = CORE::join(',', @n) eq CORE::join(',', 1 .. 3000);
-      scalar(@n) . " chunks" . ($in_order ? " in order" : "")
-      . ($_[0] =~ /"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n\z/s ? ", done\n" : ", no end\n") }
+sub { main::chunks_summary($_[0], 3000) }
 --- response_body
 3000 chunks in order, done
 --- error_log eval
@@ -1020,10 +1027,7 @@ classify: the answer cannot be judged: the answer is in a file, passing (on_erro
 POST /chat
 {"messages":[{"role":"user","content":"x"}],"stream":true}
 --- response_body_filters eval
-sub { my @n = $_[0] =~ /"content":"chunk(\d+) "/g;
-      my $in_order = CORE::join(',', @n) eq CORE::join(',', 1 .. 100);
-      scalar(@n) . " chunks" . ($in_order ? " in order" : "")
-      . ($_[0] =~ /"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n\z/s ? ", done\n" : ", no end\n") }
+sub { main::chunks_summary($_[0], 100) }
 --- response_body
 100 chunks in order, done
 --- no_error_log
