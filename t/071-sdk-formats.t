@@ -43,7 +43,8 @@ my $ngx = Test::Classify::Nginx->start(port => $port, conf => <<"_EOC_");
     }
 _EOC_
 
-system('cp', 't/sdk/sdk-formats.mjs', "$sdk/") == 0 or die "cannot copy the script";
+system('cp', 't/sdk/sdk-formats.mjs', 't/sdk/clients.mjs', "$sdk/") == 0
+    or die "cannot copy the scripts";
 
 my %got;
 for my $line (`node $sdk/sdk-formats.mjs http://127.0.0.1:$port`) {

@@ -13,21 +13,13 @@
 // /pass and /block are the prefixes of two gate locations
 // (t/071-sdk-formats.t).
 
-import OpenAI from 'openai';
-import Anthropic from '@anthropic-ai/sdk';
+import * as clients from './clients.mjs';
 
 const base = process.argv[2];
 const question = 'How many daily prayers are there?';
 
-function openai(prefix) {
-    return new OpenAI({ baseURL: base + prefix + '/v1', apiKey: 'not-used',
-                        maxRetries: 0, timeout: 10000 });
-}
-
-function anthropic(prefix) {
-    return new Anthropic({ baseURL: base + prefix, apiKey: 'not-used',
-                           maxRetries: 0, timeout: 10000 });
-}
+const openai = (prefix) => clients.openai(base, prefix);
+const anthropic = (prefix) => clients.anthropic(base, prefix);
 
 async function run(name, f) {
     const r = { case: name, text: '', error: null, status: null, extra: null };
